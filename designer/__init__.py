@@ -1,0 +1,1 @@
+"""metacrm.designer — the admin's browser designer (drafts, preview, publish). Built in its own issue."""

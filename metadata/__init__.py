@@ -1,0 +1,4 @@
+"""metacrm.metadata — the metadata model: schemas, loading, validation, layering, expressions.
+
+Pure Python: no Flask, no database.
+"""

@@ -1,0 +1,131 @@
+"""Login: sessions (Flask-Login) and API tokens, and the principal the runtime acts for.
+
+Every request resolves to at most one active account — from the session cookie, or from
+`Authorization: Bearer <token>` — and that account becomes a `Principal` in
+`g.metacrm_principal`, which is all the runtime's web layer reads. A deactivated user
+stops resolving at the next request, whichever way they authenticate.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, g, jsonify, request
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+
+from metacrm.runtime import accounts
+from metacrm.runtime.errors import BadRequest, Unauthorized
+from metacrm.runtime.principal import Principal
+from metacrm.runtime.web.context import require_principal, runtime
+
+bp = Blueprint("metacrm_auth", __name__, url_prefix="/api/v1/auth")
+login_manager = LoginManager()
+
+
+class SessionUser(UserMixin):
+    """What Flask-Login keeps per request: the account and its principal."""
+
+    def __init__(self, account: accounts.Account, principal: Principal):
+        self.account = account
+        self.principal = principal
+        self.id = str(account.id)
+
+    @property
+    def is_active(self) -> bool:
+        return self.account.active
+
+
+def _session_user(account: accounts.Account | None) -> SessionUser | None:
+    if account is None or not account.active:
+        return None
+    with runtime().engine.connect() as conn:
+        return SessionUser(account, accounts.principal_for(conn, account))
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> SessionUser | None:
+    if not user_id.isdigit():
+        return None
+    with runtime().engine.connect() as conn:
+        try:
+            account = accounts.get_account(conn, int(user_id))
+        except Exception:  # noqa: BLE001 - a deleted user is simply signed out
+            return None
+    return _session_user(account)
+
+
+@login_manager.request_loader
+def _load_from_token(req: Any) -> SessionUser | None:
+    header = req.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    with runtime().engine.begin() as conn:
+        account = accounts.account_for_token(conn, header[len("Bearer "):].strip())
+    return _session_user(account)
+
+
+def _set_principal() -> None:
+    g.metacrm_principal = current_user.principal if current_user.is_authenticated else None
+
+
+def init_auth(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    app.before_request(_set_principal)
+    app.register_blueprint(bp)
+
+
+def _user_json(principal: Principal) -> dict[str, Any]:
+    return {"id": principal.user_id, "username": principal.username, "display_name": principal.display_name,
+            "language": principal.language, "is_admin": principal.is_admin, "roles": sorted(principal.roles),
+            "department": principal.department_id}
+
+
+@bp.post("/login")
+def login() -> Any:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
+            or not isinstance(body.get("password"), str):
+        raise BadRequest('Send {"username": ..., "password": ...} as JSON.')
+    with runtime().engine.begin() as conn:
+        account = accounts.authenticate(conn, body["username"], body["password"])
+    user = _session_user(account)
+    if user is None:
+        raise Unauthorized("Wrong username or password, or the account is deactivated.")
+    login_user(user, remember=bool(body.get("remember")))
+    return jsonify({"user": _user_json(user.principal)})
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    logout_user()
+    return jsonify({"ok": True})
+
+
+@bp.get("/me")
+def me() -> Any:
+    return jsonify({"user": _user_json(require_principal())})
+
+
+@bp.get("/tokens")
+def tokens() -> Any:
+    principal = require_principal()
+    with runtime().engine.connect() as conn:
+        return jsonify({"items": accounts.list_tokens(conn, principal.user_id)})
+
+
+@bp.post("/tokens")
+def create_token() -> Any:
+    principal = require_principal()
+    body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict):
+        raise BadRequest('Send {"name": ...} as JSON.')
+    with runtime().engine.begin() as conn:
+        return jsonify(accounts.create_token(conn, principal.user_id, str(body.get("name") or ""))), 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+def revoke_token(token_id: int) -> Any:
+    principal = require_principal()
+    with runtime().engine.begin() as conn:
+        accounts.revoke_token(conn, principal.user_id, token_id)
+    return "", 204

@@ -1,0 +1,53 @@
+"""Field-level history: who changed which field of which record, when, from what to what."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from . import systables
+
+
+def jsonable(value: Any) -> Any:
+    """Values as history stores them: the same JSON shapes the API uses."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def record_changes(conn: sa.Connection, entity: str, record_id: int, by: int | None, at: dt.datetime,
+                   action: str, changes: Iterable[tuple[str | None, Any, Any]]) -> None:
+    rows = [
+        {"entity": entity, "record_id": record_id, "at": at, "by": by, "action": action,
+         "field": name, "old": jsonable(old), "new": jsonable(new)}
+        for name, old, new in changes
+    ]
+    if rows:
+        conn.execute(systables.history.insert(), rows)
+
+
+def read_history(conn: sa.Connection, entity: str, record_id: int, hidden: frozenset[str] = frozenset(),
+                 limit: int = 500) -> list[dict[str, Any]]:
+    h, u = systables.history, systables.users
+    rows = conn.execute(
+        sa.select(h.c.at, h.c.by, u.c.display_name, h.c.action, h.c.field, h.c.old, h.c.new)
+        .select_from(h.outerjoin(u, u.c.id == h.c.by))
+        .where(h.c.entity == entity, h.c.record_id == record_id)
+        .order_by(h.c.id.desc()).limit(limit)
+    ).all()
+    out = []
+    for r in rows:
+        if r.field in hidden:
+            continue
+        at = r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.timezone.utc)
+        out.append({"at": at.isoformat(), "by": r.by, "by_name": r.display_name, "action": r.action,
+                    "field": r.field, "old": r.old, "new": r.new})
+    return out

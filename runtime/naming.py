@@ -1,0 +1,40 @@
+"""Autonumbers (`CUS-{YYYY}-{#####}`): formats rendered from the clock and a sequence.
+
+The counter lives in `mc_sequences`, one row per rendered prefix, so a yearly format
+restarts each year. The increment is one UPDATE ... RETURNING (or an INSERT when the
+row is new) inside the caller's transaction: PostgreSQL's row lock, and SQLite's write
+lock, make concurrent creates take distinct numbers.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import systables
+
+TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|#+)\}")
+
+
+def render_prefix(fmt: str, now: dt.datetime) -> str:
+    """The format with its date tokens filled in (the counter token left as is)."""
+    values = {"YYYY": f"{now.year:04d}", "YY": f"{now.year % 100:02d}", "MM": f"{now.month:02d}",
+              "DD": f"{now.day:02d}"}
+    return TOKEN.sub(lambda m: values.get(m.group(1), m.group(0)), fmt)
+
+
+def next_number(conn: sa.Connection, entity: str, field: str, fmt: str, now: dt.datetime) -> str:
+    prefix = render_prefix(fmt, now)
+    key = f"{entity}.{field}:{prefix}"[:200]
+    value = _increment(conn, key)
+    return TOKEN.sub(lambda m: f"{value:0{len(m.group(1))}d}" if m.group(1).startswith("#") else m.group(0), prefix)
+
+
+def _increment(conn: sa.Connection, key: str) -> int:
+    seq = systables.sequences
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(seq).values(key=key, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=[seq.c.key], set_={"value": seq.c.value + 1})
+    return conn.execute(stmt.returning(seq.c.value)).scalar_one()

@@ -1,0 +1,444 @@
+"""List queries: a validated filter tree, sort and paging become one SQLAlchemy select.
+
+Filters arrive as JSON (METADATA.md: `[field, op, value]` items, nested `{"any": [...]}`
+/ `{"all": [...]}`). Every field name is checked against the entity and every value is
+coerced by the field's own loader, so a bad filter is a 400 naming the problem, and
+nothing reaches the database as text. Permission scopes are added by the caller as one
+more `where()` on the same select.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from marshmallow import ValidationError as MMValidationError
+
+from metacrm.metadata.fieldtypes import FILTER_OPERATORS, RELATIVE_RANGES
+from metacrm.metadata.model import Field, View
+
+from .catalog import Catalog, EntityRuntime
+from .clock import utcnow
+from .coercion import MULTI_SEPARATOR, loader_for, to_column_value
+from .compiler import location_columns, reference_columns
+from .errors import BadRequest
+from .principal import Principal
+
+MAX_PAGE_SIZE = 500
+MAX_FILTER_DEPTH = 8
+MAX_CONDITIONS = 100
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """A list call's parameters, already parsed from the query string."""
+
+    filters: Sequence[Any] = ()
+    sort: Sequence[tuple[str, str]] = ()
+    page: int = 1
+    page_size: int | None = None
+    q: str | None = None
+    view: str | None = None
+    expand: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """What placeholders and relative dates resolve against."""
+
+    principal: Principal
+    now: dt.datetime
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.astimezone(self.tz).date()
+
+
+# ------------------------------------------------------------------ parsing the query string
+
+def parse_list_args(args: Mapping[str, str]) -> ListRequest:
+    """`filter`, `sort`, `page`, `page_size`, `q`, `view`, `expand` from a query string."""
+    filters: Any = ()
+    raw = args.get("filter")
+    if raw:
+        try:
+            filters = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"filter is not valid JSON: {exc}") from None
+        if isinstance(filters, dict):
+            filters = [filters]
+        if not isinstance(filters, list):
+            raise BadRequest("filter must be a JSON list of conditions.")
+    return ListRequest(
+        filters=filters,
+        sort=parse_sort(args.get("sort")),
+        page=_positive_int(args.get("page"), "page", 1),
+        page_size=_positive_int(args.get("page_size"), "page_size", None),
+        q=(args.get("q") or "").strip() or None,
+        view=args.get("view") or None,
+        expand=[e.strip() for e in (args.get("expand") or "").split(",") if e.strip()],
+    )
+
+
+def _positive_int(raw: str | None, name: str, default: int | None) -> int | None:
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a positive integer.") from None
+    if value < 1:
+        raise BadRequest(f"{name} must be a positive integer.")
+    return value
+
+
+def parse_sort(raw: str | None) -> list[tuple[str, str]]:
+    """`-created_at,name` or JSON `[["created_at", "desc"], ["name", "asc"]]`."""
+    if not raw:
+        return []
+    raw = raw.strip()
+    if raw.startswith("["):
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            raise BadRequest("sort is not valid JSON.") from None
+        out = []
+        for item in items if isinstance(items, list) else [None]:
+            if (not isinstance(item, list) or not item or not isinstance(item[0], str)
+                    or (len(item) > 1 and item[1] not in ("asc", "desc"))):
+                raise BadRequest('sort items are [field, "asc" | "desc"].')
+            out.append((item[0], item[1] if len(item) > 1 else "asc"))
+        return out
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if part:
+            out.append((part[1:], "desc") if part.startswith("-") else (part.lstrip("+"), "asc"))
+    return out
+
+
+# ------------------------------------------------------------------ relative dates
+
+def _week_start(d: dt.date) -> dt.date:
+    return d - dt.timedelta(days=d.weekday())
+
+
+def _quarter_start(d: dt.date) -> dt.date:
+    return dt.date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
+
+
+def _add_months(d: dt.date, months: int) -> dt.date:
+    y, m = divmod(d.month - 1 + months, 12)
+    return dt.date(d.year + y, m + 1, 1)
+
+
+def relative_range(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """A half-open date range [start, end) for a relative range name."""
+    day = dt.timedelta(days=1)
+    month = today.replace(day=1)
+    quarter = _quarter_start(today)
+    table = {
+        "today": (today, today + day),
+        "yesterday": (today - day, today),
+        "this_week": (_week_start(today), _week_start(today) + 7 * day),
+        "last_week": (_week_start(today) - 7 * day, _week_start(today)),
+        "this_month": (month, _add_months(month, 1)),
+        "last_month": (_add_months(month, -1), month),
+        "this_quarter": (quarter, _add_months(quarter, 3)),
+        "last_quarter": (_add_months(quarter, -3), quarter),
+        "this_year": (dt.date(today.year, 1, 1), dt.date(today.year + 1, 1, 1)),
+        "last_year": (dt.date(today.year - 1, 1, 1), dt.date(today.year, 1, 1)),
+        "last_7_days": (today - 6 * day, today + day),
+        "last_30_days": (today - 29 * day, today + day),
+        "last_90_days": (today - 89 * day, today + day),
+        "next_7_days": (today, today + 7 * day),
+        "next_30_days": (today, today + 30 * day),
+    }
+    return table[name]
+
+
+# ------------------------------------------------------------------ conditions
+
+def _field(rt: EntityRuntime, name: Any, where: str) -> Field:
+    if not isinstance(name, str):
+        raise BadRequest(f"{where}: a field name must be a string.")
+    f = rt.entity.field(name)
+    if f is None or f.archived or f.type == "table":
+        raise BadRequest(f"{where}: unknown field '{name}' for {rt.name}.")
+    return f
+
+
+def _coerce(f: Field, value: Any, ctx: QueryContext, where: str) -> Any:
+    if isinstance(value, str) and value.startswith("$"):
+        placeholders = {"$me": ctx.principal.user_id, "$my_department": ctx.principal.department_id,
+                        "$today": ctx.today, "$now": ctx.now}
+        if value not in placeholders:
+            raise BadRequest(f"{where}: unknown placeholder '{value}'.")
+        value = placeholders[value]
+        if value is None or f.value_kind in ("ref", "integer"):
+            return value
+        if f.value_kind == "datetime" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return dt.datetime.combine(value, dt.time(), ctx.tz).astimezone(dt.timezone.utc)
+        return value
+    if value is None:
+        return None
+    if f.system:
+        kind = f.value_kind
+        loader_field = Field(name=f.name, type={"ref": "integer", "integer": "integer",
+                                                 "datetime": "datetime"}[kind], label=f.label)
+        f = loader_field
+    if f.type == "multiselect":
+        if not isinstance(value, str) or value not in f.option_values:
+            raise BadRequest(f"{where}: '{value}' is not an option of {f.name}.")
+        return value
+    try:
+        loaded = loader_for(f).deserialize(value)
+    except MMValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, list) else [str(exc.messages)]
+        raise BadRequest(f"{where}: bad value {json.dumps(value, ensure_ascii=False, default=str)} "
+                         f"for {f.name}: {' '.join(map(str, messages))}") from None
+    return to_column_value(f, loaded)
+
+
+def _range_bounds(f: Field, name: str, ctx: QueryContext) -> tuple[Any, Any]:
+    start, end = relative_range(name, ctx.today)
+    if f.value_kind == "datetime":
+        return (dt.datetime.combine(start, dt.time(), ctx.tz).astimezone(dt.timezone.utc),
+                dt.datetime.combine(end, dt.time(), ctx.tz).astimezone(dt.timezone.utc))
+    return start, end
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _condition(rt: EntityRuntime, item: Sequence[Any], ctx: QueryContext, where: str) -> sa.ColumnElement[bool]:
+    if not item or len(item) > 3:
+        raise BadRequest(f"{where}: a condition is [field, operator, value].")
+    f = _field(rt, item[0], where)
+    op = item[1] if len(item) > 1 else None
+    if op not in FILTER_OPERATORS:
+        raise BadRequest(f"{where}: unknown operator {json.dumps(op)}; use one of {', '.join(FILTER_OPERATORS)}.")
+    arity = FILTER_OPERATORS[op]
+    if arity == "none" and len(item) == 3 and item[2] is not None:
+        raise BadRequest(f"{where}: '{op}' takes no value.")
+    if arity != "none" and len(item) < 3:
+        raise BadRequest(f"{where}: '{op}' needs a value.")
+    value = item[2] if len(item) == 3 else None
+
+    if f.type == "reference":
+        return _reference_condition(rt, f, op, value, where)
+    if f.type == "location":
+        col = rt.table.c[location_columns(f.name)[2]]
+        lat = rt.table.c[location_columns(f.name)[0]]
+        if op == "is empty":
+            return sa.and_(col.is_(None), lat.is_(None))
+        if op == "is not empty":
+            return sa.or_(col.is_not(None), lat.is_not(None))
+        if op in ("contains", "starts with"):
+            f = Field(name=col.name, type="text", label=f.label)
+        else:
+            raise BadRequest(f"{where}: a location can only be filtered with is empty / contains.")
+    col = rt.table.c[f.name]
+    text_like = f.value_kind == "text" or f.type in ("textarea", "richtext")
+
+    if op in ("is empty", "is not empty"):
+        empty = sa.or_(col.is_(None), col == "") if text_like or f.type == "multiselect" else col.is_(None)
+        return empty if op == "is empty" else sa.not_(empty)
+    if isinstance(value, str) and value in RELATIVE_RANGES and f.value_kind in ("date", "datetime"):
+        start, end = _range_bounds(f, value, ctx)
+        inside = sa.and_(col >= start, col < end)
+        if op == "=":
+            return inside
+        if op == "!=":
+            return sa.or_(sa.not_(inside), col.is_(None))
+        if op in ("<", ">="):
+            return col < start if op == "<" else col >= start
+        if op in ("<=", ">"):
+            return col < end if op == "<=" else col >= end
+        raise BadRequest(f"{where}: '{op}' can't take a relative range.")
+    if isinstance(value, str) and value in RELATIVE_RANGES:
+        raise BadRequest(f"{where}: relative range '{value}' only applies to date fields.")
+    if op in ("in", "not in"):
+        if not isinstance(value, list) or not value:
+            raise BadRequest(f"{where}: '{op}' needs a non-empty list of values.")
+        if len(value) > 1000:
+            raise BadRequest(f"{where}: at most 1000 values.")
+        values = [_coerce(f, v, ctx, where) for v in value]
+        if f.type == "multiselect":
+            hits = sa.or_(*(col.like(f"%{MULTI_SEPARATOR}{_escape_like(v)}{MULTI_SEPARATOR}%", escape="\\")
+                            for v in values))
+            return hits if op == "in" else sa.or_(sa.not_(hits), col.is_(None))
+        return col.in_(values) if op == "in" else sa.or_(col.not_in(values), col.is_(None))
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise BadRequest(f"{where}: 'between' needs [from, to].")
+        low, high = (_coerce(f, v, ctx, where) for v in value)
+        parts = []
+        if low is not None:
+            parts.append(col >= low)
+        if high is not None:
+            if f.value_kind == "datetime" and isinstance(value[1], str) and "T" not in value[1]:
+                parts.append(col < high + dt.timedelta(days=1))
+            else:
+                parts.append(col <= high)
+        return sa.and_(*parts) if parts else sa.true()
+    if op in ("contains", "starts with"):
+        if not isinstance(value, str) or not value:
+            raise BadRequest(f"{where}: '{op}' needs a text value.")
+        if f.type == "multiselect":
+            v = _coerce(f, value, ctx, where)
+            return col.like(f"%{MULTI_SEPARATOR}{_escape_like(v)}{MULTI_SEPARATOR}%", escape="\\")
+        if not text_like:
+            raise BadRequest(f"{where}: '{op}' applies to text fields, not {f.type}.")
+        if len(value) > 200:
+            raise BadRequest(f"{where}: search text too long.")
+        pattern = f"%{_escape_like(value)}%" if op == "contains" else f"{_escape_like(value)}%"
+        return col.ilike(pattern, escape="\\")
+    if f.type == "multiselect":
+        raise BadRequest(f"{where}: use contains / in for the multiselect field {f.name}.")
+    v = _coerce(f, value, ctx, where)
+    if op == "=":
+        return col.is_(None) if v is None else col == v
+    if op == "!=":
+        return col.is_not(None) if v is None else sa.or_(col != v, col.is_(None))
+    if v is None:
+        raise BadRequest(f"{where}: '{op}' needs a value.")
+    return {"<": col < v, "<=": col <= v, ">": col > v, ">=": col >= v}[op]
+
+
+def _reference_condition(rt: EntityRuntime, f: Field, op: str, value: Any, where: str) -> sa.ColumnElement[bool]:
+    ent_col, id_col = (rt.table.c[c] for c in reference_columns(f.name))
+    if op == "is empty":
+        return id_col.is_(None)
+    if op == "is not empty":
+        return id_col.is_not(None)
+    if op not in ("=", "!="):
+        raise BadRequest(f"{where}: a reference can only be filtered with =, != or is empty.")
+    if not isinstance(value, dict) or value.get("entity") not in f.targets or not isinstance(value.get("id"), int):
+        raise BadRequest(f'{where}: a reference value is {{"entity": one of {list(f.targets)}, "id": n}}.')
+    same = sa.and_(ent_col == value["entity"], id_col == value["id"])
+    return same if op == "=" else sa.or_(sa.not_(same), id_col.is_(None))
+
+
+def build_filter(rt: EntityRuntime, filters: Any, ctx: QueryContext) -> sa.ColumnElement[bool]:
+    """The WHERE clause of a filter list (all items must hold)."""
+    counter = [0]
+
+    def walk(node: Any, where: str, depth: int) -> sa.ColumnElement[bool]:
+        if depth > MAX_FILTER_DEPTH:
+            raise BadRequest(f"{where}: filters nested too deep.")
+        if isinstance(node, dict):
+            if len(node) != 1 or next(iter(node)) not in ("any", "all"):
+                raise BadRequest(f'{where}: a group is {{"any": [...]}} or {{"all": [...]}}.')
+            key, items = next(iter(node.items()))
+            if not isinstance(items, list):
+                raise BadRequest(f"{where}.{key}: expected a list.")
+            parts = [walk(it, f"{where}.{key}[{i}]", depth + 1) for i, it in enumerate(items)]
+            if not parts:
+                return sa.true()
+            return sa.or_(*parts) if key == "any" else sa.and_(*parts)
+        if isinstance(node, list):
+            counter[0] += 1
+            if counter[0] > MAX_CONDITIONS:
+                raise BadRequest(f"at most {MAX_CONDITIONS} filter conditions.")
+            return _condition(rt, node, ctx, where)
+        raise BadRequest(f"{where}: expected a condition list or an any/all group.")
+
+    if not isinstance(filters, (list, tuple)):
+        raise BadRequest("filter must be a list of conditions.")
+    parts = [walk(_thaw(item), f"filter[{i}]", 1) for i, item in enumerate(filters)]
+    return sa.and_(*parts) if parts else sa.true()
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def search_clause(rt: EntityRuntime, q: str) -> sa.ColumnElement[bool]:
+    """`q`: any searchable field contains the text (case-insensitive)."""
+    if len(q) > 200:
+        raise BadRequest("q is too long (at most 200 characters).")
+    cols = [rt.table.c[f.name] for f in rt.entity.active_fields if f.searchable and f.name in rt.table.c]
+    if not cols:
+        title = rt.entity.title_field
+        cols = [rt.table.c[title]] if title in rt.table.c else []
+    if not cols:
+        raise BadRequest(f"{rt.name} has no searchable fields.")
+    pattern = f"%{_escape_like(q)}%"
+    return sa.or_(*(c.ilike(pattern, escape="\\") for c in cols))
+
+
+def order_by(rt: EntityRuntime, sort: Iterable[tuple[str, str]]) -> list[sa.ColumnElement[Any]]:
+    out = []
+    names = set()
+    for name, direction in sort:
+        f = _field(rt, name, "sort")
+        if f.type in ("reference", "location", "multiselect"):
+            raise BadRequest(f"sort: can't sort by {f.type} field '{name}'.")
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"sort: direction must be asc or desc, not {direction!r}.")
+        col = rt.table.c[f.name]
+        out.append(col.desc() if direction == "desc" else col.asc())
+        names.add(name)
+    if "id" not in names:
+        out.append(rt.table.c.id.desc() if out and sort and list(sort)[0][1] == "desc" else rt.table.c.id.asc())
+    return out
+
+
+# ------------------------------------------------------------------ the list itself
+
+def find_view(catalog: Catalog, rt: EntityRuntime, name: str) -> View:
+    view = catalog.mset.views.get((rt.name, name))
+    if view is None:
+        raise BadRequest(f"No view named '{name}' for {rt.name}.")
+    return view
+
+
+def build_list_query(rt: EntityRuntime, view: View | None, request: ListRequest, ctx: QueryContext,
+                     scope: sa.ColumnElement[bool] | None = None) -> tuple[sa.Select[Any], sa.Select[Any], int, int]:
+    """(page select, count select, page, page size) for a list request."""
+    where = [build_filter(rt, view.filters, ctx)] if view and view.filters else []
+    where.append(build_filter(rt, request.filters, ctx))
+    if request.q:
+        where.append(search_clause(rt, request.q))
+    if scope is not None:
+        where.append(scope)
+    page_size = request.page_size or (view.page_size if view else 50)
+    if page_size > MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}.")
+    sort = request.sort or (view.sort if view else ()) or (("id", "desc"),)
+    condition = sa.and_(*where)
+    page = sa.select(rt.table).where(condition).order_by(*order_by(rt, sort)) \
+        .limit(page_size).offset((request.page - 1) * page_size)
+    count = sa.select(sa.func.count()).select_from(rt.table).where(condition)
+    return page, count, request.page, page_size
+
+
+def query_context(principal: Principal, timezone: str = "UTC") -> QueryContext:
+    return QueryContext(principal=principal, now=utcnow(), tz=ZoneInfo(timezone))
+
+
+def list_records(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
+                 request: ListRequest, timezone: str = "UTC",
+                 scope: sa.ColumnElement[bool] | None = None) -> dict[str, Any]:
+    """`{"items", "total", "page", "page_size"}` for a list request."""
+    from .records import add_titles, dump_row
+
+    rt = catalog.get(entity)
+    view = find_view(catalog, rt, request.view) if request.view else None
+    page, count, page_no, page_size = build_list_query(rt, view, request, query_context(principal, timezone), scope)
+    rows = conn.execute(page).mappings().all()
+    total = conn.execute(count).scalar_one()
+    items = [dump_row(rt, r) for r in rows]
+    if request.expand:
+        add_titles(conn, catalog, rt, items, request.expand)
+    return {"items": items, "total": total, "page": page_no, "page_size": page_size}

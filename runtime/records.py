@@ -1,0 +1,536 @@
+"""The record service: the one door to entity data.
+
+The API, the screens, imports, workflows and jobs all create, read, update and delete
+through these functions, so coercion, rules, formulas, numbering, lookups, optimistic
+locking and history can't be skipped by taking another route.
+
+A write goes: coerce (marshmallow) → merge over the stored record → defaults →
+child rows → formulas → required / required_when / readonly_when → entity rules →
+lookups exist → autonumbers → write parent and children → history; all in the
+caller's transaction.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+from marshmallow import ValidationError as MMValidationError
+
+from metacrm.metadata.expressions import ExpressionError, compile_expression
+from metacrm.metadata.model import Field
+
+from . import systables
+from .catalog import Catalog, EntityRuntime
+from .clock import utcnow
+from .coercion import to_column_value, to_python
+from .compiler import location_columns, reference_columns
+from .errors import BadRequest, Conflict, NotFound, ValidationFailed
+from .history import jsonable, read_history, record_changes
+from .naming import next_number
+from .principal import Principal
+
+#: Keys a client may send back unchanged (they come with every read) and that are ignored.
+IGNORED_KEYS = frozenset({"id", "version", "created_at", "created_by", "updated_at", "updated_by"})
+REQUIRED = "Missing data for required field."
+
+
+# ------------------------------------------------------------------ reading rows
+
+def _stored_value(field: Field, row: Mapping[str, Any]) -> Any:
+    """The Python value of a field from a row (reference/location gather their columns)."""
+    if field.type == "reference":
+        ent, rid = reference_columns(field.name)
+        return {"entity": row[ent], "id": row[rid]} if row.get(rid) is not None else None
+    if field.type == "location":
+        lat, lng, addr = location_columns(field.name)
+        if row.get(lat) is None and row.get(addr) is None:
+            return None
+        return {"lat": row[lat], "lng": row[lng], "address": row[addr]}
+    return to_python(field, row.get(field.name))
+
+
+def python_record(rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored row as Python values keyed by field name (what expressions see)."""
+    out = {f.name: row.get(f.name) for f in rt.entity.system_fields}
+    for f in rt.entity.active_fields:
+        if f.type != "table":
+            out[f.name] = _stored_value(f, row)
+    return out
+
+
+def dump_row(rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored row as the API's flat JSON object."""
+    out: dict[str, Any] = {}
+    for name, dumper in rt.output:
+        value = row[name]
+        out[name] = dumper(value) if dumper is not None else value
+    for f in rt.entity.active_fields:
+        if f.type == "reference":
+            v = _stored_value(f, row)
+            out[f.name] = v
+        elif f.type == "location":
+            v = _stored_value(f, row)
+            out[f.name] = None if v is None else {
+                "lat": float(v["lat"]) if v["lat"] is not None else None,
+                "lng": float(v["lng"]) if v["lng"] is not None else None,
+                "address": v["address"]}
+    return out
+
+
+def _fetch(conn: sa.Connection, rt: EntityRuntime, record_id: int, lock: bool = False) -> Mapping[str, Any]:
+    stmt = sa.select(rt.table).where(rt.table.c.id == record_id)
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).mappings().first()
+    if row is None:
+        raise NotFound(f"No {rt.name} with id {record_id}.")
+    return row
+
+
+def _children(conn: sa.Connection, child: EntityRuntime, parent_id: int) -> list[Mapping[str, Any]]:
+    t = child.table
+    return list(conn.execute(sa.select(t).where(t.c.parent_id == parent_id).order_by(t.c.idx, t.c.id)).mappings())
+
+
+def get_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
+               expand: Iterable[str] = ()) -> dict[str, Any]:
+    rt = catalog.get(entity)
+    row = _fetch(conn, rt, record_id)
+    record = dump_row(rt, row)
+    for name, child in rt.children.items():
+        record[name] = [dump_row(child, r) for r in _children(conn, child, record_id)]
+    if expand:
+        add_titles(conn, catalog, rt, [record], expand)
+    return record
+
+
+# ------------------------------------------------------------------ titles (expand=)
+
+def add_titles(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, records: list[dict[str, Any]],
+               expand: Iterable[str]) -> None:
+    """Add `<field>__title` beside each lookup/user/department value named in `expand`."""
+    for name in expand:
+        f = rt.entity.field(name)
+        if f is None or f.archived or not (f.type in ("lookup", "user", "department") or
+                                           name in ("owner", "created_by", "updated_by", "department")):
+            raise BadRequest(f"Can't expand '{name}': not a lookup field of {rt.name}.")
+        ids = {r[name] for r in records if r.get(name) is not None}
+        titles = _titles(conn, catalog, f, ids)
+        for r in records:
+            r[f"{name}__title"] = titles.get(r.get(name))
+
+
+def _titles(conn: sa.Connection, catalog: Catalog, f: Field, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    kind = f.type if not f.system else ("department" if f.name == "department" else "user")
+    if kind == "user":
+        t = systables.users
+        rows = conn.execute(sa.select(t.c.id, t.c.display_name).where(t.c.id.in_(ids)))
+    elif kind == "department":
+        t = systables.departments
+        rows = conn.execute(sa.select(t.c.id, t.c.name).where(t.c.id.in_(ids)))
+    else:
+        target = catalog.entities[f.target or ""]
+        title = target.entity.title_field
+        col = target.table.c[title] if title in target.table.c else target.table.c.id
+        rows = conn.execute(sa.select(target.table.c.id, col).where(target.table.c.id.in_(ids)))
+    return {r[0]: None if r[1] is None else str(r[1]) for r in rows}
+
+
+# ------------------------------------------------------------------ preparing writes
+
+class _Errors:
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.fields.setdefault(name, [])
+        if message not in self.fields[name]:
+            self.fields[name].append(message)
+
+    def merge(self, prefix: str, messages: Any) -> None:
+        if isinstance(messages, dict):
+            for k, v in messages.items():
+                self.merge(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+            for m in messages:
+                self.add(prefix, m)
+        elif isinstance(messages, list):
+            for i, m in enumerate(messages):
+                self.merge(f"{prefix}[{i}]", m)
+        else:
+            self.add(prefix, str(messages))
+
+    def raise_if_any(self, message: str = "The record is not valid.") -> None:
+        if self.fields:
+            first = next(iter(self.fields.items()))
+            raise ValidationFailed(f"{message} {first[0]}: {first[1][0]}", self.fields)
+
+
+def _truthy(expression: str | None, values: Mapping[str, Any]) -> bool:
+    if not expression:
+        return False
+    try:
+        return bool(compile_expression(expression).evaluate(values))
+    except ExpressionError:
+        return False
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _default_value(field: Field, principal: Principal, now: dt.datetime) -> Any:
+    default = field.default
+    if default == "$me":
+        return principal.user_id
+    if default == "$my_department":
+        return principal.department_id
+    if default in ("$today", "today"):
+        return now.date()
+    if default in ("$now", "now"):
+        return now
+    if default is None:
+        return None
+    try:
+        from .coercion import loader_for
+        return loader_for(field).deserialize(default)
+    except MMValidationError:
+        return None
+
+
+def _check_payload_keys(rt: EntityRuntime, payload: Mapping[str, Any], current: Mapping[str, Any] | None,
+                        errors: _Errors) -> dict[str, Any]:
+    """The keys the schema should load; unknown and read-only keys become errors."""
+    entity = rt.entity
+    kept: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key in IGNORED_KEYS or key.endswith("__title"):
+            continue
+        if key in ("owner", "department") and entity.ownership:
+            kept[key] = value
+            continue
+        f = entity.active_field(key)
+        if f is None:
+            errors.add(key, f"Unknown field '{key}' for {entity.name}.")
+        elif f.type == "table" or f.writable:
+            kept[key] = value
+        elif current is None or jsonable(current.get(key)) != jsonable(value):
+            if value is not None or current is not None:
+                errors.add(key, "Field is read-only.")
+    return kept
+
+
+def _load_owner_fields(data: dict[str, Any], errors: _Errors) -> dict[str, Any]:
+    out = {}
+    for key in ("owner", "department"):
+        if key in data:
+            v = data.pop(key)
+            if v is None:
+                out[key] = None
+            elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                errors.add(key, "Expected a positive id.")
+            else:
+                out[key] = v
+    return out
+
+
+def _prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal: Principal,
+             payload: Any, current_row: Mapping[str, Any] | None,
+             current_children: Mapping[str, list[Mapping[str, Any]]], now: dt.datetime,
+             errors: _Errors, prefix: str = "") -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Coerce, merge, compute and check one record; returns (values, child rows)."""
+    entity = rt.entity
+    if not isinstance(payload, Mapping):
+        raise BadRequest("Expected a JSON object with the record's fields.")
+    current = python_record(rt, current_row) if current_row is not None else None
+    data = _check_payload_keys(rt, payload, current, errors)
+    owners = _load_owner_fields(data, errors) if entity.ownership else {}
+    table_payloads = {k: data.pop(k) for k in list(data) if rt.children.get(k) is not None}
+    loaded: dict[str, Any] = {}
+    try:
+        loaded = rt.schema.load(data, partial=True)
+    except MMValidationError as exc:
+        for name, messages in exc.normalized_messages().items():
+            errors.merge(f"{prefix}{name}", messages)
+        loaded = {k: v for k, v in (exc.valid_data or {}).items()}
+
+    values: dict[str, Any] = dict(current) if current is not None else {}
+    if current is None:
+        for f in entity.active_fields:
+            if f.writable and f.type != "table" and f.name not in loaded:
+                values[f.name] = _default_value(f, principal, now)
+        if entity.ownership:
+            values["owner"] = owners.get("owner", principal.user_id)
+            values["department"] = owners.get("department", principal.department_id)
+    else:
+        values.update(owners)
+    values.update(loaded)
+
+    # Child rows: a table field in the payload replaces the list (rows keep their id).
+    children: dict[str, list[dict[str, Any]]] = {}
+    for name, child_rt in rt.children.items():
+        existing = {r["id"]: r for r in current_children.get(name, [])}
+        if name in table_payloads:
+            rows_in = table_payloads[name] or []
+            if not isinstance(rows_in, list):
+                errors.add(f"{prefix}{name}", "Expected a list of rows.")
+                rows_in = []
+            rows_out = []
+            for i, row_in in enumerate(rows_in):
+                rid = row_in.get("id") if isinstance(row_in, Mapping) else None
+                if rid is not None and rid not in existing:
+                    errors.add(f"{prefix}{name}[{i}].id", f"No row {rid} in this record's {name}.")
+                    continue
+                row_values, _ = _prepare(conn, catalog, child_rt, principal, row_in, existing.get(rid), {},
+                                         now, errors, prefix=f"{prefix}{name}[{i}].")
+                row_values["id"] = rid
+                rows_out.append(row_values)
+            children[name] = rows_out
+        else:
+            children[name] = [dict(python_record(child_rt, r), id=r["id"]) for r in existing.values()]
+        values[name] = children[name]
+
+    for f in rt.formulas:
+        try:
+            result = compile_expression(f.expression or "").evaluate(values)
+            values[f.name] = _formula_value(f, result)
+        except (ExpressionError, MMValidationError, ValueError, TypeError) as exc:
+            errors.add(f"{prefix}{f.name}", f"Can't compute: {exc}")
+
+    for f in entity.active_fields:
+        if f.type in ("formula", "autonumber") or not f.writable and f.type != "table":
+            continue
+        visible = not f.visible_when or _truthy(f.visible_when, values)
+        required = f.required or _truthy(f.required_when, values)
+        if visible and required and _empty(values.get(f.name)) and f.name not in errors.fields:
+            errors.add(f"{prefix}{f.name}", REQUIRED)
+        if f.readonly_when and f.name in loaded:
+            locked_on = current if current is not None else values
+            if _truthy(f.readonly_when, locked_on) and jsonable(loaded[f.name]) != jsonable(
+                    (current or {}).get(f.name)):
+                errors.add(f"{prefix}{f.name}", "Field is read-only in this state.")
+
+    if not errors.fields:
+        for rule in entity.validations:
+            try:
+                ok = compile_expression(rule.rule).evaluate(values)
+            except ExpressionError:
+                ok = False
+            if not ok:
+                names = compile_expression(rule.rule).names
+                target = next((f.name for f in entity.active_fields if f.name in names), "__all__")
+                errors.add(f"{prefix}{target}", rule.message.get(principal.language))
+    return values, children
+
+
+def _formula_value(f: Field, result: Any) -> Any:
+    from .coercion import loader_for
+    if result is None:
+        return None
+    if isinstance(result, (dt.date, dt.datetime)):
+        result = result.isoformat()
+    elif not isinstance(result, (str, bool)):
+        result = str(result)
+    return loader_for(f).deserialize(result)
+
+
+def _check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, values: Mapping[str, Any],
+                   before: Mapping[str, Any] | None, errors: _Errors, prefix: str = "") -> None:
+    checks: list[tuple[str, Any, str]] = []
+    if rt.entity.ownership:
+        checks += [("owner", systables.users, "user"), ("department", systables.departments, "department")]
+    for f in rt.entity.active_fields:
+        if f.type == "lookup":
+            target = catalog.entities.get(f.target or "")
+            checks.append((f.name, target.table if target else None, f.target or f.name))
+        elif f.type == "user":
+            checks.append((f.name, systables.users, "user"))
+        elif f.type == "department":
+            checks.append((f.name, systables.departments, "department"))
+        elif f.type == "reference":
+            v = values.get(f.name)
+            if v and (before is None or jsonable(before.get(f.name)) != jsonable(v)):
+                target = catalog.entities.get(v["entity"])
+                if target is None or not _exists(conn, target.table, v["id"]):
+                    errors.add(f"{prefix}{f.name}", f"No {v['entity']} with id {v['id']}.")
+    for name, table, label in checks:
+        v = values.get(name)
+        if v is None or (before is not None and before.get(name) == v):
+            continue
+        if table is None or not _exists(conn, table, v):
+            errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
+
+
+def _exists(conn: sa.Connection, table: sa.Table, record_id: Any) -> bool:
+    return conn.execute(sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
+
+
+def _columns(rt: EntityRuntime, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Field values as column values (reference and location spread over their columns)."""
+    out: dict[str, Any] = {}
+    for f in rt.entity.active_fields:
+        if f.type == "table" or f.name not in values:
+            continue
+        v = values[f.name]
+        if f.type == "reference":
+            ent, rid = reference_columns(f.name)
+            out[ent], out[rid] = (v["entity"], v["id"]) if v else (None, None)
+        elif f.type == "location":
+            lat, lng, addr = location_columns(f.name)
+            out[lat], out[lng], out[addr] = (v["lat"], v["lng"], v["address"]) if v else (None, None, None)
+        else:
+            out[f.name] = to_column_value(f, v)
+    if rt.entity.ownership:
+        for key in ("owner", "department"):
+            if key in values:
+                out[key] = values[key]
+    return out
+
+
+def _number(conn: sa.Connection, rt: EntityRuntime, values: dict[str, Any], now: dt.datetime) -> None:
+    for f in rt.entity.active_fields:
+        if f.type == "autonumber" and not values.get(f.name):
+            fmt = f.format or (rt.entity.naming or {}).get("autonumber") or f"{rt.name.upper()[:3]}-{{#####}}"
+            values[f.name] = next_number(conn, rt.name, f.name, fmt, now)
+
+
+def _write_children(conn: sa.Connection, rt: EntityRuntime, parent_id: int,
+                    children: Mapping[str, list[dict[str, Any]]], principal: Principal,
+                    now: dt.datetime, existing: Mapping[str, list[Mapping[str, Any]]]) -> None:
+    for name, rows in children.items():
+        child = rt.children[name]
+        t = child.table
+        keep = {r["id"] for r in rows if r.get("id") is not None}
+        gone = [r["id"] for r in existing.get(name, []) if r["id"] not in keep]
+        if gone:
+            conn.execute(t.delete().where(t.c.parent_id == parent_id, t.c.id.in_(gone)))
+        for idx, row in enumerate(rows):
+            cols = _columns(child, row)
+            cols.update(idx=idx, updated_at=now, updated_by=principal.user_id)
+            if row.get("id") is None:
+                _number(conn, child, row, now)
+                cols = _columns(child, row) | {"idx": idx, "updated_at": now, "updated_by": principal.user_id}
+                conn.execute(t.insert().values(parent_id=parent_id, created_at=now, created_by=principal.user_id,
+                                               version=1, **cols))
+            else:
+                conn.execute(t.update().where(t.c.id == row["id"], t.c.parent_id == parent_id)
+                             .values(version=t.c.version + 1, **cols))
+
+
+def _children_snapshot(rows: list[dict[str, Any]], child: EntityRuntime) -> list[dict[str, Any]]:
+    names = [f.name for f in child.entity.active_fields if f.type != "table"]
+    return [jsonable({n: r.get(n) for n in names}) for r in rows]
+
+
+# ------------------------------------------------------------------ create / update / delete
+
+def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
+                  payload: Any) -> dict[str, Any]:
+    rt = catalog.get(entity)
+    now = utcnow()
+    errors = _Errors()
+    values, children = _prepare(conn, catalog, rt, principal, payload, None, {}, now, errors)
+    if not errors.fields:
+        _check_lookups(conn, catalog, rt, values, None, errors)
+        for name, rows in children.items():
+            for i, row in enumerate(rows):
+                _check_lookups(conn, catalog, rt.children[name], row, None, errors, prefix=f"{name}[{i}].")
+    errors.raise_if_any()
+    _number(conn, rt, values, now)
+    cols = _columns(rt, values)
+    result = conn.execute(rt.table.insert().values(
+        version=1, created_at=now, created_by=principal.user_id, updated_at=now, updated_by=principal.user_id,
+        **cols).returning(rt.table.c.id))
+    record_id = result.scalar_one()
+    _write_children(conn, rt, record_id, children, principal, now, {})
+    record_changes(conn, rt.name, record_id, principal.user_id, now, "create", [(None, None, None)])
+    return get_record(conn, catalog, principal, entity, record_id)
+
+
+def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
+                  payload: Any) -> dict[str, Any]:
+    rt = catalog.get(entity)
+    if not isinstance(payload, Mapping):
+        raise BadRequest("Expected a JSON object with the record's fields.")
+    version = payload.get("version")
+    if version is None:
+        raise ValidationFailed("The record's current version is required to update it.",
+                               {"version": ["Missing data for required field."]})
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValidationFailed("version must be an integer.", {"version": ["Not a valid integer."]})
+    row = _fetch(conn, rt, record_id, lock=True)
+    if row["version"] != version:
+        raise Conflict(f"This {rt.name} was changed by someone else (version {row['version']}, "
+                       f"yours {version}). Reload it and apply your change again.",
+                       current_version=row["version"])
+    now = utcnow()
+    existing_children = {name: _children(conn, child, record_id) for name, child in rt.children.items()}
+    errors = _Errors()
+    values, children = _prepare(conn, catalog, rt, principal, payload, row, existing_children, now, errors)
+    before = python_record(rt, row)
+    if not errors.fields:
+        _check_lookups(conn, catalog, rt, values, before, errors)
+        for name, rows in children.items():
+            old_rows = {r["id"]: python_record(rt.children[name], r) for r in existing_children[name]}
+            for i, r in enumerate(rows):
+                _check_lookups(conn, catalog, rt.children[name], r, old_rows.get(r.get("id")), errors,
+                               prefix=f"{name}[{i}].")
+    errors.raise_if_any()
+
+    changes = []
+    for f in rt.entity.active_fields:
+        if f.type == "table":
+            if f.name in payload:
+                old = _children_snapshot([dict(python_record(rt.children[f.name], r)) for r in
+                                          existing_children[f.name]], rt.children[f.name])
+                new = _children_snapshot(children[f.name], rt.children[f.name])
+                if old != new:
+                    changes.append((f.name, old, new))
+        elif jsonable(before.get(f.name)) != jsonable(values.get(f.name)):
+            changes.append((f.name, before.get(f.name), values.get(f.name)))
+    for key in ("owner", "department"):
+        if rt.entity.ownership and before.get(key) != values.get(key):
+            changes.append((key, before.get(key), values.get(key)))
+    if not changes:
+        return get_record(conn, catalog, principal, entity, record_id)
+
+    cols = _columns(rt, values)
+    t = rt.table
+    result = conn.execute(t.update().where(t.c.id == record_id, t.c.version == version).values(
+        version=version + 1, updated_at=now, updated_by=principal.user_id, **cols))
+    if result.rowcount != 1:
+        raise Conflict(f"This {rt.name} was changed by someone else. Reload it and apply your change again.")
+    if any(f.name in payload for f in rt.entity.table_fields):
+        _write_children(conn, rt, record_id, {k: v for k, v in children.items() if k in payload},
+                        principal, now, existing_children)
+    record_changes(conn, rt.name, record_id, principal.user_id, now, "update", changes)
+    return get_record(conn, catalog, principal, entity, record_id)
+
+
+def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
+                  version: int | None = None) -> None:
+    rt = catalog.get(entity)
+    row = _fetch(conn, rt, record_id, lock=True)
+    if version is not None and row["version"] != version:
+        raise Conflict(f"This {rt.name} was changed by someone else (version {row['version']}).",
+                       current_version=row["version"])
+    snapshot = dump_row(rt, row)
+    try:
+        with conn.begin_nested():
+            conn.execute(rt.table.delete().where(rt.table.c.id == record_id))
+    except sa.exc.IntegrityError:
+        raise Conflict(f"This {rt.name} is still referenced by other records; "
+                       "remove or re-point them first.", code_detail="referenced") from None
+    record_changes(conn, rt.name, record_id, principal.user_id, utcnow(), "delete", [(None, snapshot, None)])
+
+
+def record_history(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
+                   record_id: int) -> list[dict[str, Any]]:
+    rt = catalog.get(entity)
+    _fetch(conn, rt, record_id)
+    archived = frozenset(f.name for f in rt.entity.fields if f.archived)
+    return read_history(conn, rt.name, record_id, hidden=archived)
+

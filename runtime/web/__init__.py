@@ -1,0 +1,1 @@
+"""metacrm.runtime.web — the runtime's web face: REST API and OpenAPI (Flask blueprints)."""

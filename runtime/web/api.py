@@ -1,0 +1,112 @@
+"""The REST API of the records and the published metadata (`/api/v1`, ARCHITECTURE.md).
+
+Each view parses the request, opens one transaction, and calls the record service or
+the query builder with the acting principal. Nothing here touches a table directly.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from ..catalog import Catalog
+from ..errors import BadRequest
+from ..query import list_records, parse_list_args
+from ..records import create_record, delete_record, get_record, record_history, update_record
+from .context import require_principal, runtime
+from .meta import entity_detail, entity_summary
+from .openapi import openapi_document
+
+bp = Blueprint("metacrm_api", __name__, url_prefix="/api/v1")
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("The request body must be JSON (Content-Type: application/json).")
+    return body
+
+
+def _expand() -> list[str]:
+    return [e.strip() for e in (request.args.get("expand") or "").split(",") if e.strip()]
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    principal = require_principal()
+    rt = runtime()
+    catalog: Catalog = rt.catalog()
+    return jsonify(openapi_document(catalog, principal, request.host_url.rstrip("/")))
+
+
+@bp.get("/meta/entities")
+def meta_entities() -> Any:
+    principal = require_principal()
+    catalog = runtime().catalog()
+    items = [entity_summary(catalog, e, principal) for e in catalog.mset.active_entities if not e.child_of]
+    return jsonify({"items": items, "version": catalog.version})
+
+
+@bp.get("/meta/entities/<entity>")
+def meta_entity(entity: str) -> Any:
+    principal = require_principal()
+    catalog = runtime().catalog()
+    return jsonify(entity_detail(catalog, catalog.get(entity).entity, principal))
+
+
+@bp.get("/records/<entity>")
+def list_view(entity: str) -> Any:
+    principal = require_principal()
+    rt = runtime()
+    req = parse_list_args(request.args)
+    with rt.engine.connect() as conn:
+        catalog = rt.catalog(conn)
+        return jsonify(list_records(conn, catalog, principal, entity, req, rt.timezone))
+
+
+@bp.post("/records/<entity>")
+def create_view(entity: str) -> Any:
+    principal = require_principal()
+    rt = runtime()
+    body = _json_body()
+    with rt.engine.begin() as conn:
+        record = create_record(conn, rt.catalog(conn), principal, entity, body)
+    return jsonify(record), 201
+
+
+@bp.get("/records/<entity>/<int:record_id>")
+def read_view(entity: str, record_id: int) -> Any:
+    principal = require_principal()
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        return jsonify(get_record(conn, rt.catalog(conn), principal, entity, record_id, _expand()))
+
+
+@bp.patch("/records/<entity>/<int:record_id>")
+def update_view(entity: str, record_id: int) -> Any:
+    principal = require_principal()
+    rt = runtime()
+    body = _json_body()
+    with rt.engine.begin() as conn:
+        return jsonify(update_record(conn, rt.catalog(conn), principal, entity, record_id, body))
+
+
+@bp.delete("/records/<entity>/<int:record_id>")
+def delete_view(entity: str, record_id: int) -> Any:
+    principal = require_principal()
+    rt = runtime()
+    version = request.args.get("version")
+    if version is not None and not version.isdigit():
+        raise BadRequest("version must be an integer.")
+    with rt.engine.begin() as conn:
+        delete_record(conn, rt.catalog(conn), principal, entity, record_id,
+                      int(version) if version is not None else None)
+    return "", 204
+
+
+@bp.get("/records/<entity>/<int:record_id>/history")
+def history_view(entity: str, record_id: int) -> Any:
+    principal = require_principal()
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        return jsonify({"items": record_history(conn, rt.catalog(conn), principal, entity, record_id)})

@@ -1,0 +1,64 @@
+"""The published metadata as JSON for clients (`/api/v1/meta/...`): what screens and
+integrations need to render and validate a record without reading the raw documents."""
+from __future__ import annotations
+
+from typing import Any
+
+from metacrm.metadata.model import Entity, Field, thaw
+
+from ..catalog import Catalog
+from ..principal import Principal
+
+FIELD_KEYS = ("help", "required", "unique", "default", "max_length", "min", "max", "pattern", "searchable",
+              "visible_when", "required_when", "readonly_when", "readonly", "target", "expression",
+              "result_type", "precision", "scale", "format")
+
+
+def field_json(f: Field) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": f.name, "type": f.type, "label": f.label.to_dict()}
+    if f.system:
+        out["system"] = True
+        return out
+    for key in FIELD_KEYS:
+        value = getattr(f, key)
+        if value not in (None, False, "", ()):
+            out[key] = value.to_dict() if hasattr(value, "to_dict") else value
+    if f.targets:
+        out["targets"] = list(f.targets)
+    if f.options:
+        out["options"] = [{"value": o.value, "label": o.label.to_dict(), **({"color": o.color} if o.color else {})}
+                          for o in f.options]
+    out["writable"] = f.writable
+    return out
+
+
+def entity_summary(catalog: Catalog, entity: Entity, principal: Principal) -> dict[str, Any]:
+    return {"name": entity.name, "label": entity.label.to_dict(), "title_field": entity.title_field,
+            "ownership": entity.ownership}
+
+
+def entity_detail(catalog: Catalog, entity: Entity, principal: Principal) -> dict[str, Any]:
+    mset = catalog.mset
+    children = {}
+    for f in entity.table_fields:
+        child = mset.entities.get(f.target or "")
+        if child is not None:
+            children[f.name] = {"entity": child.name, "label": child.label.to_dict(),
+                                "fields": [field_json(c) for c in child.active_fields]}
+    return {
+        **entity_summary(catalog, entity, principal),
+        "version": catalog.version,
+        "system_fields": [field_json(f) for f in entity.system_fields],
+        "fields": [field_json(f) for f in entity.active_fields],
+        "children": children,
+        "validations": [{"rule": v.rule, "message": v.message.to_dict()} for v in entity.validations],
+        "forms": [{"name": fm.name, "sections": [{"label": s.label.to_dict(), "columns": s.columns,
+                                                   "fields": list(s.fields)} for s in fm.sections]}
+                  for fm in mset.forms_of(entity.name)],
+        "views": [{"name": v.name, "label": v.label.to_dict(), "type": v.type, "columns": list(v.columns),
+                   "filters": thaw(v.filters), "sort": [list(s) for s in v.sort], "page_size": v.page_size,
+                   "group_by": v.group_by} for v in mset.views_of(entity.name)],
+        "actions": [thaw(a) for a in entity.actions],
+        "dedup_rules": [r.name for r in mset.dedup_rules.values() if r.entity == entity.name],
+        "workflows": [w.name for w in mset.workflows.values() if w.entity == entity.name],
+    }

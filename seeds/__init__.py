@@ -1,0 +1,1 @@
+"""metacrm.seeds — shipped metadata (template packages), read with importlib.resources."""
