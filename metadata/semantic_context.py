@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Iterable, Iterator, Mapping, Sequence
 
 from .documents import Document
+from .expressions import check_expression
 from .fieldtypes import FIELD_TYPES, SYSTEM_FIELD_VALUES, system_fields_of
 
 #: A problem found by a check: (JSON pointer inside the document, message).
@@ -167,8 +168,6 @@ def _lenient_workflow(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def expression_problems(ctx: Context, entity: EntityInfo, source: str, path: str) -> Iterator[Problem]:
     """check_expression's messages for one expression of `entity`, at `path`."""
-    from .expressions import check_expression  # written alongside; imported when first needed
-
     for message in check_expression(source, entity.names(), ctx.child_fields(entity)):
         yield path, f"invalid expression {source!r}: {message}"
 

@@ -13,7 +13,6 @@ from typing import Any, Iterator, Mapping
 from .documents import pointer
 from .fieldtypes import CHILD_FIELDS, FIELD_TYPES, OWNERSHIP_FIELDS, SYSTEM_FIELDS
 from .semantic_context import (
-    NAMING_FIELD,
     Context,
     EntityInfo,
     Problem,
@@ -329,4 +328,4 @@ ENTITY_CHECKS = (
     check_indexes,
 )
 
-__all__ = ["ENTITY_CHECKS", "NAMING_FIELD", "autonumber_format_problems", "default_problem"]
+__all__ = ["ENTITY_CHECKS", "autonumber_format_problems", "default_problem"]

@@ -7,6 +7,7 @@ values, option values of select fields, relative date ranges only on dates.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator, Mapping
 
 from .documents import pointer
@@ -15,6 +16,8 @@ from .semantic_context import Context, EntityInfo, Problem, expression_problems,
 
 #: Value kinds a relative date range (`this_month`, ...) may filter.
 DATE_KINDS = ("date", "datetime")
+#: What looks like a placeholder (and so must be a known one): `$me`, `$my_department`, ...
+_PLACEHOLDER = re.compile(r"^\$[a-z_]+$")
 
 
 def _entity_of(ctx: Context, data: Mapping[str, Any]) -> tuple[EntityInfo | None, list[Problem]]:
@@ -150,7 +153,7 @@ def _value_problem(entity: EntityInfo, name: str, kind: str | None, value: Any) 
         return "a filter value must be a single value"
     if not isinstance(value, str):
         return None
-    if value.startswith("$"):
+    if _PLACEHOLDER.match(value):
         if value not in FILTER_PLACEHOLDERS:
             return f"unknown placeholder '{value}' (one of {quoted(FILTER_PLACEHOLDERS)})"
         return None

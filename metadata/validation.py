@@ -20,6 +20,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .documents import Document, MetadataError, pointer
 from .fieldtypes import KIND_KEYS
+from .semantic import check_semantics
 
 #: The package the schema files are read from (a folder `schemas/` inside it).
 SCHEMA_PACKAGE = "metacrm.metadata"
@@ -57,14 +58,13 @@ def _validator_for(kind: str) -> Draft202012Validator:
 
 
 def validate_documents(docs: Sequence[Document]) -> list[MetadataError]:
-    """Every problem of a set of documents: schema errors first, then semantic ones.
+    """Every problem of a set of documents, grouped by document in the order given.
 
-    The semantic pass only reads documents that passed the schema pass (so it can trust
-    their shape); the names of the others are handed to it so that a reference to a
-    broken document isn't reported a second time as "unknown".
+    A document that fails the schema pass gets only its schema errors: the semantic pass
+    reads just the documents that passed (so it can trust their shape), and is handed the
+    names of the others so that a reference to a broken document isn't reported a second
+    time as "unknown".
     """
-    from .semantic import check_semantics
-
     errors: list[MetadataError] = []
     valid: list[Document] = []
     invalid: list[Document] = []
@@ -73,7 +73,11 @@ def validate_documents(docs: Sequence[Document]) -> list[MetadataError]:
         errors.extend(doc_errors)
         (invalid if doc_errors else valid).append(doc)
     errors.extend(check_semantics(valid, invalid))
-    return errors
+    # Group by document (in the order given), keeping each document's own order.
+    position: dict[str, int] = {}
+    for i, doc in enumerate(docs):
+        position.setdefault(doc.source, i)
+    return sorted(errors, key=lambda e: position.get(e.source, len(position)))
 
 
 def schema_errors(doc: Document) -> list[MetadataError]:

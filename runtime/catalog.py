@@ -14,10 +14,13 @@ import sqlalchemy as sa
 from marshmallow import Schema
 from sqlalchemy.engine import Engine
 
-from metacrm.metadata.expressions import compile_expression
+from zoneinfo import ZoneInfo
+
+from metacrm.metadata.expressions import compile_expression, set_clock as set_expression_clock
 from metacrm.metadata.model import Entity, Field, MetadataSet
 
 from . import systables
+from .clock import utcnow
 from .coercion import build_schema, dumper_for
 from .compiler import compile_metadata, location_columns, reference_columns, table_name
 from .errors import NotFound
@@ -121,6 +124,10 @@ class Runtime:
     def __init__(self, engine: Engine, timezone: str = "UTC"):
         self.engine = engine
         self.timezone = timezone
+        # Expressions' today()/now() follow the runtime clock (frozen in tests) in the
+        # instance's time zone: "today" for a Shanghai office starts at 00:00 +08:00.
+        zone = ZoneInfo(timezone)
+        set_expression_clock(lambda: utcnow().astimezone(zone))
         self._catalog: Catalog | None = None
         self._lock = threading.Lock()
 
