@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -28,8 +29,16 @@ from .errors import BadRequest
 from .principal import Principal
 
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000
 MAX_FILTER_DEPTH = 8
 MAX_CONDITIONS = 100
+#: Ids and the system integer columns are 32-bit: a larger filter value is a 400, not a database error.
+INT32 = 2**31 - 1
+#: What is a placeholder (the same rule as metadata validation): `$me` is one, `$5 off` is text.
+PLACEHOLDER = re.compile(r"^\$[a-z_]+$")
+#: The value kinds each placeholder can be compared with.
+PLACEHOLDER_KINDS = {"$me": ("ref", "integer"), "$my_department": ("ref", "integer"),
+                     "$today": ("date", "datetime"), "$now": ("date", "datetime")}
 
 
 @dataclass(frozen=True)
@@ -69,14 +78,14 @@ def parse_list_args(args: Mapping[str, str]) -> ListRequest:
             filters = json.loads(raw)
         except ValueError as exc:
             raise BadRequest(f"filter is not valid JSON: {exc}") from None
-        if isinstance(filters, dict):
-            filters = [filters]
+        except RecursionError:
+            raise BadRequest("filter is nested too deep.") from None
         if not isinstance(filters, list):
-            raise BadRequest("filter must be a JSON list of conditions.")
+            raise BadRequest('filter must be a JSON list of conditions (a group goes inside it: [{"any": [...]}]).')
     return ListRequest(
         filters=filters,
         sort=parse_sort(args.get("sort")),
-        page=_positive_int(args.get("page"), "page", 1),
+        page=_positive_int(args.get("page"), "page", 1, MAX_PAGE),
         page_size=_positive_int(args.get("page_size"), "page_size", None),
         q=(args.get("q") or "").strip() or None,
         view=args.get("view") or None,
@@ -84,7 +93,7 @@ def parse_list_args(args: Mapping[str, str]) -> ListRequest:
     )
 
 
-def _positive_int(raw: str | None, name: str, default: int | None) -> int | None:
+def _positive_int(raw: str | None, name: str, default: int | None, maximum: int | None = None) -> int | None:
     if raw in (None, ""):
         return default
     try:
@@ -93,6 +102,8 @@ def _positive_int(raw: str | None, name: str, default: int | None) -> int | None
         raise BadRequest(f"{name} must be a positive integer.") from None
     if value < 1:
         raise BadRequest(f"{name} must be a positive integer.")
+    if maximum is not None and value > maximum:
+        raise BadRequest(f"{name} must be at most {maximum}.")
     return value
 
 
@@ -104,11 +115,11 @@ def parse_sort(raw: str | None) -> list[tuple[str, str]]:
     if raw.startswith("["):
         try:
             items = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("sort is not valid JSON.") from None
         out = []
         for item in items if isinstance(items, list) else [None]:
-            if (not isinstance(item, list) or not item or not isinstance(item[0], str)
+            if (not isinstance(item, list) or not item or len(item) > 2 or not isinstance(item[0], str)
                     or (len(item) > 1 and item[1] not in ("asc", "desc"))):
                 raise BadRequest('sort items are [field, "asc" | "desc"].')
             out.append((item[0], item[1] if len(item) > 1 else "asc"))
@@ -172,25 +183,44 @@ def _field(rt: EntityRuntime, name: Any, where: str) -> Field:
     return f
 
 
+def _comparable(f: Field) -> Field:
+    """The field as a filter value's loader sees it: its type and options, not its input rules.
+
+    min/max, lengths and patterns limit what may be stored, not what may be compared with
+    (`amount > -1`), and a number is compared as given, not rounded to the column's scale.
+    """
+    if f.system:
+        if f.value_kind == "datetime":
+            return Field(name=f.name, type="datetime", label=f.label)
+        return Field(name=f.name, type="integer", label=f.label, min=-INT32 - 1, max=INT32)
+    number = f.value_kind == "number"
+    return Field(name=f.name, type=f.type, label=f.label, options=f.options, targets=f.targets,
+                 result_type=f.result_type, precision=28 if number else f.precision,
+                 scale=10 if number else f.scale)
+
+
+def _placeholder(f: Field, value: str, ctx: QueryContext, where: str) -> Any:
+    if value not in PLACEHOLDER_KINDS:
+        raise BadRequest(f"{where}: unknown placeholder '{value}'; use one of {', '.join(PLACEHOLDER_KINDS)}.")
+    if f.value_kind not in PLACEHOLDER_KINDS[value]:
+        raise BadRequest(f"{where}: '{value}' can't be compared with the {f.type} field {f.name}.")
+    if value in ("$me", "$my_department"):
+        # Without a user/department it matches no record (not the records that have none).
+        found = ctx.principal.user_id if value == "$me" else ctx.principal.department_id
+        return 0 if found is None else found
+    if f.value_kind == "date":
+        return ctx.today
+    if value == "$now":
+        return ctx.now
+    return dt.datetime.combine(ctx.today, dt.time(), ctx.tz).astimezone(dt.timezone.utc)
+
+
 def _coerce(f: Field, value: Any, ctx: QueryContext, where: str) -> Any:
-    if isinstance(value, str) and value.startswith("$"):
-        placeholders = {"$me": ctx.principal.user_id, "$my_department": ctx.principal.department_id,
-                        "$today": ctx.today, "$now": ctx.now}
-        if value not in placeholders:
-            raise BadRequest(f"{where}: unknown placeholder '{value}'.")
-        value = placeholders[value]
-        if value is None or f.value_kind in ("ref", "integer"):
-            return value
-        if f.value_kind == "datetime" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return dt.datetime.combine(value, dt.time(), ctx.tz).astimezone(dt.timezone.utc)
-        return value
+    if isinstance(value, str) and PLACEHOLDER.match(value):
+        return _placeholder(f, value, ctx, where)
     if value is None:
         return None
-    if f.system:
-        kind = f.value_kind
-        loader_field = Field(name=f.name, type={"ref": "integer", "integer": "integer",
-                                                 "datetime": "datetime"}[kind], label=f.label)
-        f = loader_field
+    f = _comparable(f)
     if f.type == "multiselect":
         if not isinstance(value, str) or value not in f.option_values:
             raise BadRequest(f"{where}: '{value}' is not an option of {f.name}.")
@@ -216,12 +246,23 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _unstorable_text(value: Any) -> bool:
+    """Text no database takes (a NUL, a lone surrogate from a JSON escape) anywhere in a value."""
+    if isinstance(value, str):
+        return "\x00" in value or (not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value))
+    if isinstance(value, list):
+        return any(_unstorable_text(v) for v in value)
+    if isinstance(value, Mapping):
+        return any(_unstorable_text(v) for v in value.values())
+    return False
+
+
 def _condition(rt: EntityRuntime, item: Sequence[Any], ctx: QueryContext, where: str) -> sa.ColumnElement[bool]:
     if not item or len(item) > 3:
         raise BadRequest(f"{where}: a condition is [field, operator, value].")
     f = _field(rt, item[0], where)
     op = item[1] if len(item) > 1 else None
-    if op not in FILTER_OPERATORS:
+    if not isinstance(op, str) or op not in FILTER_OPERATORS:
         raise BadRequest(f"{where}: unknown operator {json.dumps(op)}; use one of {', '.join(FILTER_OPERATORS)}.")
     arity = FILTER_OPERATORS[op]
     if arity == "none" and len(item) == 3 and item[2] is not None:
@@ -229,6 +270,8 @@ def _condition(rt: EntityRuntime, item: Sequence[Any], ctx: QueryContext, where:
     if arity != "none" and len(item) < 3:
         raise BadRequest(f"{where}: '{op}' needs a value.")
     value = item[2] if len(item) == 3 else None
+    if _unstorable_text(value):
+        raise BadRequest(f"{where}: the value for {f.name} contains a NUL or an unpaired surrogate character.")
 
     if f.type == "reference":
         return _reference_condition(rt, f, op, value, where)
@@ -249,10 +292,12 @@ def _condition(rt: EntityRuntime, item: Sequence[Any], ctx: QueryContext, where:
     if op in ("is empty", "is not empty"):
         empty = sa.or_(col.is_(None), col == "") if text_like or f.type == "multiselect" else col.is_(None)
         return empty if op == "is empty" else sa.not_(empty)
+    if value == "$today" and f.value_kind == "datetime":
+        value = "today"  # a day, not its first instant: `= $today` is "some time today"
     if isinstance(value, str) and value in RELATIVE_RANGES and f.value_kind in ("date", "datetime"):
         start, end = _range_bounds(f, value, ctx)
         inside = sa.and_(col >= start, col < end)
-        if op == "=":
+        if op in ("=", "between"):
             return inside
         if op == "!=":
             return sa.or_(sa.not_(inside), col.is_(None))
@@ -261,8 +306,10 @@ def _condition(rt: EntityRuntime, item: Sequence[Any], ctx: QueryContext, where:
         if op in ("<=", ">"):
             return col < end if op == "<=" else col >= end
         raise BadRequest(f"{where}: '{op}' can't take a relative range.")
-    if isinstance(value, str) and value in RELATIVE_RANGES:
-        raise BadRequest(f"{where}: relative range '{value}' only applies to date fields.")
+    if isinstance(value, str) and value in RELATIVE_RANGES and op not in ("contains", "starts with"):
+        raise BadRequest(f"{where}: relative range '{value}' only applies to date fields, not {f.type} field {f.name}.")
+    if f.type == "multiselect" and op not in ("in", "not in", "contains", "starts with"):
+        raise BadRequest(f"{where}: use contains / in for the multiselect field {f.name}.")
     if op in ("in", "not in"):
         if not isinstance(value, list) or not value:
             raise BadRequest(f"{where}: '{op}' needs a non-empty list of values.")
@@ -299,8 +346,6 @@ def _condition(rt: EntityRuntime, item: Sequence[Any], ctx: QueryContext, where:
             raise BadRequest(f"{where}: search text too long.")
         pattern = f"%{_escape_like(value)}%" if op == "contains" else f"{_escape_like(value)}%"
         return col.ilike(pattern, escape="\\")
-    if f.type == "multiselect":
-        raise BadRequest(f"{where}: use contains / in for the multiselect field {f.name}.")
     v = _coerce(f, value, ctx, where)
     if op == "=":
         return col.is_(None) if v is None else col == v
@@ -318,9 +363,11 @@ def _reference_condition(rt: EntityRuntime, f: Field, op: str, value: Any, where
     if op == "is not empty":
         return id_col.is_not(None)
     if op not in ("=", "!="):
-        raise BadRequest(f"{where}: a reference can only be filtered with =, != or is empty.")
-    if not isinstance(value, dict) or value.get("entity") not in f.targets or not isinstance(value.get("id"), int):
-        raise BadRequest(f'{where}: a reference value is {{"entity": one of {list(f.targets)}, "id": n}}.')
+        raise BadRequest(f"{where}: a reference ({f.name}) can only be filtered with =, != or is empty.")
+    rid = value.get("id") if isinstance(value, dict) else None
+    if (not isinstance(value, dict) or value.get("entity") not in f.targets or isinstance(rid, bool)
+            or not isinstance(rid, int) or not 0 < rid <= INT32):
+        raise BadRequest(f'{where}: a value for {f.name} is {{"entity": one of {list(f.targets)}, "id": n}}.')
     same = sa.and_(ent_col == value["entity"], id_col == value["id"])
     return same if op == "=" else sa.or_(sa.not_(same), id_col.is_(None))
 
@@ -351,7 +398,10 @@ def build_filter(rt: EntityRuntime, filters: Any, ctx: QueryContext) -> sa.Colum
 
     if not isinstance(filters, (list, tuple)):
         raise BadRequest("filter must be a list of conditions.")
-    parts = [walk(_thaw(item), f"filter[{i}]", 1) for i, item in enumerate(filters)]
+    try:
+        parts = [walk(_thaw(item), f"filter[{i}]", 1) for i, item in enumerate(filters)]
+    except RecursionError:
+        raise BadRequest("filter is nested too deep.") from None
     return sa.and_(*parts) if parts else sa.true()
 
 
@@ -367,10 +417,14 @@ def search_clause(rt: EntityRuntime, q: str) -> sa.ColumnElement[bool]:
     """`q`: any searchable field contains the text (case-insensitive)."""
     if len(q) > 200:
         raise BadRequest("q is too long (at most 200 characters).")
-    cols = [rt.table.c[f.name] for f in rt.entity.active_fields if f.searchable and f.name in rt.table.c]
+    if _unstorable_text(q):
+        raise BadRequest("q contains a NUL or an unpaired surrogate character.")
+    cols = [rt.table.c[f.name] for f in rt.entity.active_fields
+            if f.searchable and f.value_kind == "text" and f.name in rt.table.c]
     if not cols:
-        title = rt.entity.title_field
-        cols = [rt.table.c[title]] if title in rt.table.c else []
+        title = rt.entity.field(rt.entity.title_field)
+        cols = [rt.table.c[title.name]] if title is not None and title.value_kind == "text" \
+            and title.name in rt.table.c else []
     if not cols:
         raise BadRequest(f"{rt.name} has no searchable fields.")
     pattern = f"%{_escape_like(q)}%"
@@ -387,7 +441,10 @@ def order_by(rt: EntityRuntime, sort: Iterable[tuple[str, str]]) -> list[sa.Colu
         if direction not in ("asc", "desc"):
             raise BadRequest(f"sort: direction must be asc or desc, not {direction!r}.")
         col = rt.table.c[f.name]
-        out.append(col.desc() if direction == "desc" else col.asc())
+        if not col.nullable:
+            out.append(col.desc() if direction == "desc" else col.asc())
+        else:  # empty values sort as the largest on every database (PostgreSQL's order, so its indexes serve)
+            out.append(col.desc().nulls_first() if direction == "desc" else col.asc().nulls_last())
         names.add(name)
     if "id" not in names:
         out.append(rt.table.c.id.desc() if out and sort and list(sort)[0][1] == "desc" else rt.table.c.id.asc())
