@@ -5,7 +5,8 @@ or kind + entity + name for forms and views) already exists below is merged over
 instead of replacing it. That is what lets a template upgrade keep a client's changes,
 the way Frappe's Custom Field and Property Setter sit beside a DocType:
 
-- objects merge key by key, recursively (`label: {"zh": "..."}` changes only Chinese);
+- objects merge key by key, recursively (`label: {"zh": "..."}` changes only Chinese,
+  also over a plain-string label, which stands for both languages);
 - lists of named objects (fields, options, sections, states, transitions, conditions)
   merge item by item on their identity key (`name`, or `value` for options): an item
   present below is merged, a new item is appended;
@@ -66,8 +67,16 @@ def _merge_lists(base: list[Any], over: list[Any]) -> list[Any]:
     return [i for i in out if i[key] not in removed]
 
 
+#: The keys of a bilingual label object.
+LANGUAGES = frozenset({"en", "zh"})
+
+
 def merge_values(base: Any, over: Any) -> Any:
     """Merge one value over another with the layer rules above."""
+    if isinstance(base, str) and isinstance(over, dict) and over and set(over) <= LANGUAGES:
+        # A plain-string label means the same text in both languages, so overriding one
+        # language ({"zh": "..."}) keeps the string for the other.
+        base = {lang: base for lang in sorted(LANGUAGES)}
     if isinstance(base, dict) and isinstance(over, dict):
         out = copy.deepcopy(base)
         for k, v in over.items():

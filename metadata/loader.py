@@ -75,10 +75,18 @@ class _DirTree(_Tree):
         return (Path(self.root) / name).read_bytes()
 
 
+def _is_junk(name: str) -> bool:
+    """Entries archivers add that aren't part of a package: macOS Finder's `__MACOSX/`
+    resource forks and `._*` / `.DS_Store` files (which would also hide the package's
+    folder prefix, since the zip then has two top-level entries)."""
+    parts = PurePosixPath(name).parts
+    return bool(parts) and (parts[0] == "__MACOSX" or parts[-1].startswith("._") or parts[-1] == ".DS_Store")
+
+
 class _ZipTree(_Tree):
     def __init__(self, root: Any, label: str):
         super().__init__(zipfile.ZipFile(root), label)
-        names = [n for n in self.root.namelist() if not n.endswith("/")]
+        names = [n for n in self.root.namelist() if not n.endswith("/") and not _is_junk(n)]
         # A zip made by zipping a folder holds "folder/template.json": strip that prefix.
         prefix = ""
         if "template.json" not in names:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from metacrm.runtime import accounts
+from metacrm.runtime.db import schema_transaction
 from metacrm.runtime.metastore import install_seed
 from metacrm.runtime.migrate import upgrade_system_tables
 from metacrm.runtime.web.context import EXTENSION
@@ -31,7 +32,7 @@ def init_instance(app: Flask) -> InitResult:
     upgrade_system_tables(rt.engine)
     username = os.environ.get("METACRM_ADMIN_USERNAME") or "admin"
     password = None
-    with rt.engine.begin() as conn:
+    with schema_transaction(rt.engine) as conn:
         admin = accounts.find_account(conn, username)
         if admin is None:
             password = os.environ.get("METACRM_ADMIN_PASSWORD") or secrets.token_urlsafe(12)

@@ -15,6 +15,7 @@ from metacrm.metadata.layers import merge_layers
 from metacrm.metadata.loader import load_package, load_path, load_seed_package
 from metacrm.metadata.validation import validate_documents
 from metacrm.runtime import accounts
+from metacrm.runtime.db import schema_transaction
 from metacrm.runtime.errors import ServiceError
 from metacrm.runtime.metastore import install_template, plan_pending, publish_pending, set_instance_layer
 from metacrm.runtime.publish import PublishRefused
@@ -168,7 +169,7 @@ def publish(custom: str | None, note: str | None) -> None:
     app = create_app()
     rt = app.extensions[EXTENSION]
     try:
-        with rt.engine.begin() as conn:
+        with schema_transaction(rt.engine) as conn:
             _stage_custom(conn, custom)
             result = publish_pending(conn, note=note)
     except MetadataInvalid as exc:
@@ -177,6 +178,8 @@ def publish(custom: str | None, note: str | None) -> None:
     except PublishRefused as exc:
         click.echo(exc.plan.render(), err=True)
         sys.exit(1)
+    except ServiceError as exc:
+        _fail(exc.message)
     rt.invalidate()
     click.echo(result.render())
     click.echo("Nothing published." if result.empty else f"Published version {result.to_version}.")
@@ -192,7 +195,7 @@ def _install(path: str, upgrade: bool) -> None:
     rt = app.extensions[EXTENSION]
     package = load_package(Path(path))
     try:
-        with rt.engine.begin() as conn:
+        with schema_transaction(rt.engine) as conn:
             result = install_template(conn, package, upgrade=upgrade)
     except MetadataInvalid as exc:
         _print_errors(exc.errors)

@@ -100,7 +100,7 @@ def field_columns(field: Field) -> list[sa.Column]:
                       precision=field.precision, scale=field.scale)
         return field_columns(proxy)
     if t in FK_TARGETS:
-        return [sa.Column(field.name, sa.Integer, sa.ForeignKey(FK_TARGETS[t](field)), index=True)]
+        return [sa.Column(field.name, sa.Integer, sa.ForeignKey(FK_TARGETS[t](field)))]
     if t == "reference":
         ent, rid = reference_columns(field.name)
         return [sa.Column(ent, sa.String(63)), sa.Column(rid, sa.Integer)]
@@ -122,14 +122,14 @@ def system_columns(entity: Entity) -> list[sa.Column]:
     ]
     if entity.ownership:
         cols += [
-            sa.Column("owner", sa.Integer, sa.ForeignKey("mc_users.id"), index=True),
-            sa.Column("department", sa.Integer, sa.ForeignKey("mc_departments.id"), index=True),
+            sa.Column("owner", sa.Integer, sa.ForeignKey("mc_users.id")),
+            sa.Column("department", sa.Integer, sa.ForeignKey("mc_departments.id")),
         ]
     if entity.child_of:
         cols += [
             sa.Column("parent_id", sa.Integer,
                       sa.ForeignKey(f"{table_name(entity.child_of)}.id", ondelete="CASCADE"),
-                      nullable=False, index=True),
+                      nullable=False),
             sa.Column("idx", sa.Integer, nullable=False, server_default="0"),
         ]
     return cols
@@ -140,6 +140,14 @@ def _index_name(prefix: str, table: str, columns: list[str]) -> str:
 
 
 def entity_indexes(entity: Entity, table: str) -> list[sa.Index]:
+    """Every index of an entity table, declared here and only here.
+
+    Key columns (lookups, owner, department, parent_id) get their index as an explicit
+    `Index`, not `Column(index=True)`: Alembic's add_column creates a column's own index
+    *and* autogenerate emits a CreateIndexOp for it, so adding a lookup to an existing
+    table would create the same index twice; and explicit names go through `short_name`,
+    where the naming convention would exceed PostgreSQL's 63 characters.
+    """
     out: list[sa.Index] = []
     seen: set[tuple[tuple[str, ...], bool]] = set()
 
@@ -152,6 +160,11 @@ def entity_indexes(entity: Entity, table: str) -> list[sa.Index]:
         out.append(sa.Index(short_name(name) if name else _index_name(prefix, table, columns), *columns,
                             unique=unique))
 
+    keys = [n for n in ("owner", "department") if entity.ownership]
+    keys += ["parent_id"] if entity.child_of else []
+    keys += [f.name for f in entity.fields if f.type in FK_TARGETS]
+    for name in keys:
+        add([name], False)
     for f in entity.fields:
         if f.type == "reference":
             add(list(reference_columns(f.name)), False)

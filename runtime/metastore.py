@@ -4,6 +4,10 @@ Installed templates are base layers (`mc_layers`, kind "template", in install or
 the instance's own customisations are one layer on top (kind "instance"). The merged
 layers are the *pending* metadata; the newest row of `mc_meta_versions` is the
 *published* metadata. `metacrm plan` shows the difference, `metacrm publish` applies it.
+
+Functions that publish (install_template, publish_pending, install_seed) run in the
+caller's transaction; open it with `db.schema_transaction(engine)`, which on SQLite lets
+a table be rebuilt without its foreign keys cascading (see runtime/db.py).
 """
 from __future__ import annotations
 

@@ -10,34 +10,39 @@ What publish never does is lose data:
   and values stay, the API and screens stop showing it (an entity likewise);
 - a field with `renamed_from` renames its column instead of dropping and adding one;
 - a column type change is refused when existing values can't convert, with the number
-  of offending rows; a new unique index over existing duplicates is refused with them;
+  of offending rows, and converts the others as the API would (schema_checks.py); a new
+  unique index over duplicates, or a foreign key over dangling values, is refused with
+  them; so is a field whose storage shape changed;
 - everything happens in one transaction with the new version row, so a publish that
   fails midway leaves metadata and schema as they were (PostgreSQL's transactional DDL;
-  on SQLite the engine emits a real BEGIN, and batch-mode table rebuilds run inside it).
+  on SQLite the engine emits a real BEGIN, and batch-mode table rebuilds run inside it,
+  in a `db.schema_transaction` so that dropping the old table can't cascade).
+
+How the operations are ordered and shaped for each database is schema_ops.py's job.
 """
 from __future__ import annotations
 
 import copy
 import io
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations
 from alembic.migration import MigrationContext
 from alembic.operations import Operations, ops
-from marshmallow import ValidationError as MMValidationError
 
 from metacrm.metadata.documents import Document, MetadataInvalid
-from metacrm.metadata.model import MetadataSet, build_metadata_set
+from metacrm.metadata.model import Field, MetadataSet, build_metadata_set
 from metacrm.metadata.validation import validate_documents
 
-from . import systables
+from . import schema_checks as checks
+from . import schema_ops, systables
 from .clock import utcnow
-from .coercion import loader_for
 from .compiler import ENTITY_PREFIX, compile_metadata, table_name
-
-SAMPLE = 10
+from .db import foreign_keys_enforced
+from .schema_ops import entity_of, needs_batch, op_table, unbound
 
 
 @dataclass
@@ -50,6 +55,7 @@ class Step:
     sql: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     op: Any = None  # the Alembic operation (None for metadata-only steps such as archiving)
+    convert: Field | None = None  # alter_type: convert the values through this field's loader
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "table": self.table, "description": self.description,
@@ -174,74 +180,27 @@ def _render_sql(dialect: str, op: Any) -> list[str]:
     buf = io.StringIO()
     ctx = MigrationContext.configure(dialect_name=dialect, opts={"as_sql": True, "output_buffer": buf})
     try:
-        Operations(ctx).invoke(op)
+        Operations(ctx).invoke(unbound(op))
     except Exception as exc:  # noqa: BLE001 - rendering is informative only
         return [f"-- ({type(op).__name__}: {exc.__class__.__name__})"]
     return [s.strip() for s in buf.getvalue().split(";") if s.strip()]
 
 
-def _flatten(upgrade_ops: ops.UpgradeOps) -> list[Any]:
-    out: list[Any] = []
-    for op in upgrade_ops.ops:
-        if isinstance(op, ops.ModifyTableOps):
-            out += list(op.ops)
-        else:
-            out.append(op)
-    return out
-
-
-def _entity_of(table: str) -> str:
-    return table[len(ENTITY_PREFIX):] if table.startswith(ENTITY_PREFIX) else table
-
-
-def _check_type_change(conn: sa.Connection, mset: MetadataSet, op: ops.AlterColumnOp) -> list[str]:
-    entity = mset.entities.get(_entity_of(op.table_name))
-    f = entity.field(op.column_name) if entity else None
-    if f is None:
-        return []
-    loader = loader_for(f)
-    table = sa.table(op.table_name, sa.column("id"), sa.column(op.column_name))
-    col = table.c[op.column_name]
-    bad, sample = 0, []
-    result = conn.execute(sa.select(table.c.id, col).where(col.is_not(None))).yield_per(2000)
-    for rid, value in result:
-        try:
-            loader.deserialize(value if not isinstance(value, bytes) else value.decode())
-        except (MMValidationError, TypeError, ValueError):
-            bad += 1
-            if len(sample) < SAMPLE:
-                sample.append(rid)
-    if bad:
-        return [f"{op.table_name}.{op.column_name}: {bad} row(s) can't convert to {f.type} "
-                f"(ids {', '.join(map(str, sample))}{', ...' if bad > len(sample) else ''})"]
-    return []
-
-
-def _check_unique(conn: sa.Connection, op: ops.CreateIndexOp, new_tables: set[str]) -> list[str]:
-    if not op.unique or op.table_name in new_tables:
-        return []
-    names = [c if isinstance(c, str) else c.name for c in op.columns]
-    table = sa.table(op.table_name, *(sa.column(n) for n in names))
-    cols = [table.c[n] for n in names]
-    groups = (
-        sa.select(*cols, sa.func.count().label("n"))
-        .where(*(c.is_not(None) for c in cols))
-        .group_by(*cols).having(sa.func.count() > 1)
-    )
-    total = conn.execute(sa.select(sa.func.count()).select_from(groups.subquery())).scalar_one()
-    if not total:
-        return []
-    shown = conn.execute(groups.limit(SAMPLE)).all()
-    listed = "; ".join(f"{dict(zip(names, r[:-1]))} x{r[-1]}" for r in shown)
-    return [f"{op.table_name}({', '.join(names)}): can't add a unique index, {total} duplicate "
-            f"value group(s): {listed}{' ...' if total > len(shown) else ''}"]
-
-
-def _shape(entity: Any, name: str) -> str | None:
-    f = entity.field(name) if entity else None
-    if f is None:
-        return None
-    return {"reference": "reference", "location": "location", "table": "table"}.get(f.type, "column")
+def _alter_step(conn: sa.Connection, op: ops.AlterColumnOp, mset: MetadataSet, prev_set: MetadataSet) -> Step:
+    """A column type change: checked against every stored value, converted as the API would."""
+    entity = mset.entities.get(entity_of(op.table_name))
+    old_entity = prev_set.entities.get(entity_of(op.table_name))
+    new_field = entity.field(op.column_name) if entity else None
+    problems = checks.type_change_problems(conn, new_field, op.table_name, op.column_name) if new_field else []
+    convert = checks.converts_values(old_entity.field(op.column_name) if old_entity else None, new_field)
+    if conn.dialect.name == "postgresql":
+        # A value-kind change writes Python-converted values after the ALTER.
+        source = "NULL" if convert else f'"{op.column_name}"'
+        op.kw["postgresql_using"] = f"{source}::{op.modify_type.compile(dialect=conn.dialect)}"
+    return Step("alter_type", op.table_name,
+                f"change type of {op.table_name}.{op.column_name} from {op.existing_type} to {op.modify_type}"
+                + (" (values converted as the API would)" if convert else ""),
+                _render_sql(conn.dialect.name, op), problems, op=op, convert=new_field if convert else None)
 
 
 def make_plan(conn: sa.Connection, documents: Sequence[Document]) -> Plan:
@@ -256,35 +215,34 @@ def make_plan(conn: sa.Connection, documents: Sequence[Document]) -> Plan:
     target = compile_metadata(mset)
     ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": _include_name,
                                                    "include_object": _include_object})
-    script = produce_migrations(ctx, target)
+    with warnings.catch_warnings():
+        # Entities may look each other up; such cycles are handled below (foreign keys
+        # added after both tables exist), so SQLAlchemy's "can't sort" warning is noise.
+        warnings.filterwarnings("ignore", "Cannot correctly sort tables", sa.exc.SAWarning)
+        script = produce_migrations(ctx, target)
+        order = {t.name: n for n, t in enumerate(target.sorted_tables)}
     dialect = conn.dialect.name
-    order = {t.name: n for n, t in enumerate(target.sorted_tables)}
 
     steps: list[Step] = []
-    raw_ops = _flatten(script.upgrade_ops)
+    raw_ops, renames = schema_ops.pair_renames(schema_ops.flatten(script.upgrade_ops), mset, dialect)
     new_tables = {op.table_name for op in raw_ops if isinstance(op, ops.CreateTableOp)}
-    raw_ops.sort(key=lambda op: (0 if isinstance(op, ops.CreateTableOp) else 1,
-                                 order.get(getattr(op, "table_name", ""), 0)))
-    adds = {(op.table_name, op.column.name): op for op in raw_ops if isinstance(op, ops.AddColumnOp)}
-    renamed_away: set[tuple[str, str]] = set()
-    for op in raw_ops:
-        if isinstance(op, ops.DropColumnOp):
-            entity = mset.entities.get(_entity_of(op.table_name))
-            new_field = next((f for f in (entity.fields if entity else ()) if f.renamed_from == op.column_name), None)
-            if new_field is not None and (op.table_name, new_field.name) in adds:
-                renamed_away.add((op.table_name, new_field.name))
-                alter = ops.AlterColumnOp(op.table_name, op.column_name, modify_name=new_field.name,
-                                          existing_type=op.to_column().type)
-                steps.append(Step("rename_column", op.table_name,
-                                  f"rename column {op.table_name}.{op.column_name} to {new_field.name} (data kept)",
-                                  _render_sql(dialect, alter), op=alter))
+    raw_ops = schema_ops.sort_ops(raw_ops, order)
+    if dialect == "sqlite":
+        raw_ops = schema_ops.inline_new_foreign_keys(raw_ops)
+    else:
+        raw_ops = schema_ops.defer_forward_foreign_keys(raw_ops)
+    adds = {(op.table_name, op.column.name) for op in raw_ops if isinstance(op, ops.AddColumnOp)}
+    renamed = {(a.table_name, a.modify_name): a.column_name for a in renames}
+    for alter in renames:
+        steps.append(Step("rename_column", alter.table_name,
+                          f"rename column {alter.table_name}.{alter.column_name} to {alter.modify_name} "
+                          "(data kept)", _render_sql(dialect, alter), op=alter))
     for op in raw_ops:
         if isinstance(op, ops.CreateTableOp):
+            n_columns = sum(isinstance(c, sa.Column) for c in op.columns)
             steps.append(Step("create_table", op.table_name, f"create table {op.table_name} "
-                              f"({len(op.columns)} columns)", _render_sql(dialect, op), op=op))
+                              f"({n_columns} columns)", _render_sql(dialect, op), op=op))
         elif isinstance(op, ops.AddColumnOp):
-            if (op.table_name, op.column.name) in renamed_away:
-                continue
             steps.append(Step("add_column", op.table_name, f"add column {op.table_name}.{op.column.name} "
                               f"{op.column.type}", _render_sql(dialect, op), op=op))
         elif isinstance(op, ops.DropColumnOp):
@@ -294,32 +252,31 @@ def make_plan(conn: sa.Connection, documents: Sequence[Document]) -> Plan:
         elif isinstance(op, ops.AlterColumnOp):
             if op.modify_type is None:
                 continue  # nullability/default drift of our own nullable columns: nothing to do
-            entity = mset.entities.get(_entity_of(op.table_name))
-            old_entity = prev_set.entities.get(_entity_of(op.table_name))
-            problems = []
-            if _shape(old_entity, op.column_name) not in (None, "column") or _shape(entity, op.column_name) != "column":
-                problems.append(f"{op.table_name}.{op.column_name}: the field's storage shape changed; "
-                                "add a new field instead of changing its type")
-            else:
-                problems = _check_type_change(conn, mset, op)
-            if dialect == "postgresql":
-                op.kw["postgresql_using"] = (
-                    f'"{op.column_name}"::{op.modify_type.compile(dialect=conn.dialect)}'
-                )
-            steps.append(Step("alter_type", op.table_name,
-                              f"change type of {op.table_name}.{op.column_name} from {op.existing_type} "
-                              f"to {op.modify_type}", _render_sql(dialect, op), problems, op=op))
+            steps.append(_alter_step(conn, op, mset, prev_set))
         elif isinstance(op, ops.CreateIndexOp):
             steps.append(Step("create_index", op.table_name,
                               f"create {'unique ' if op.unique else ''}index {op.index_name} on {op.table_name}",
-                              _render_sql(dialect, op), _check_unique(conn, op, new_tables), op=op))
+                              _render_sql(dialect, op), checks.unique_problems(conn, op, new_tables, adds, renamed),
+                              op=op))
         elif isinstance(op, ops.DropIndexOp):
             steps.append(Step("drop_index", op.table_name, f"drop index {op.index_name}",
                               _render_sql(dialect, op), op=op))
+        elif isinstance(op, ops.CreateForeignKeyOp):
+            steps.append(Step("add_foreign_key", op.source_table,
+                              f"add foreign key {op.source_table}({', '.join(op.local_cols)}) -> "
+                              f"{op.referent_table}", _render_sql(dialect, op),
+                              checks.foreign_key_problems(conn, op, new_tables, adds, renamed), op=op))
         elif isinstance(op, (ops.AddConstraintOp, ops.DropConstraintOp)):
-            steps.append(Step(type(op).__name__, getattr(op, "table_name", ""),
-                              f"{type(op).__name__} on {getattr(op, 'table_name', '')}",
+            steps.append(Step(type(op).__name__, op_table(op),
+                              f"{type(op).__name__} on {op_table(op)}",
                               _render_sql(dialect, op), op=op))
+    for table, problems in checks.long_names(target).items():
+        steps.append(Step("name_too_long", table, f"names too long in {table}", problems=problems))
+    for table, old_field, new_field in checks.shape_changes(prev_set, mset):
+        steps.append(Step("change_shape", table, f"change {table}.{new_field.name} from {old_field.type} to "
+                          f"{new_field.type}", problems=[
+                              f"{table}.{new_field.name}: the field's storage shape changed ({old_field.type} -> "
+                              f"{new_field.type}); add a new field instead of changing its type"]))
     steps += _archive_steps(prev_set, mset)
     changed = [d.data for d in documents] != list(previous)
     return Plan(from_version, from_version + 1, steps, documents, changed)
@@ -344,35 +301,58 @@ def _archive_steps(prev_set: MetadataSet, mset: MetadataSet) -> list[Step]:
 
 # ------------------------------------------------------------------ applying
 
-def _invoke_all(conn: sa.Connection, steps: Iterable[Step]) -> None:
+class RebuildNeedsSchemaTransaction(RuntimeError):
+    """A SQLite table rebuild was asked for on a connection that enforces foreign keys."""
+
+
+def _check_rebuilds(conn: sa.Connection, steps: Sequence[Step]) -> None:
+    """Stop before any DDL when a rebuild would drop a table others reference while
+    SQLite enforces foreign keys: the DROP would cascade-delete child rows (silently)
+    or fail the commit. `db.schema_transaction` opens the right kind of transaction."""
+    rebuilt = {op_table(s.op) for s in steps if s.op is not None and needs_batch(s.op)}
+    if not rebuilt or not foreign_keys_enforced(conn):
+        return
+    insp = sa.inspect(conn)
+    referenced = {fk["referred_table"] for t in insp.get_table_names() for fk in insp.get_foreign_keys(t)}
+    if rebuilt & referenced:
+        raise RebuildNeedsSchemaTransaction(
+            f"rebuilding {', '.join(sorted(rebuilt & referenced))} on SQLite needs foreign keys off: "
+            "publish inside metacrm.runtime.db.schema_transaction(engine)")
+
+
+def _invoke_all(conn: sa.Connection, steps: Sequence[Step]) -> None:
     ctx = MigrationContext.configure(conn)
     operations = Operations(ctx)
     sqlite = conn.dialect.name == "sqlite"
     if sqlite:
-        # Batch rebuilds drop and recreate tables that others reference: let the
-        # foreign keys be checked at commit instead of mid-rebuild.
-        conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        _check_rebuilds(conn, steps)
     for step in steps:
-        op = step.op
+        op = unbound(step.op)
         if op is None:
             continue
-        needs_batch = sqlite and (
-            isinstance(op, ops.AlterColumnOp)
-            or (isinstance(op, ops.AddColumnOp) and op.column.foreign_keys)
-            or isinstance(op, (ops.AddConstraintOp, ops.DropConstraintOp))
-        )
-        if needs_batch:
-            with operations.batch_alter_table(op.table_name, recreate="always") as batch:
+        staged = None
+        if step.convert is not None:
+            try:
+                staged = checks.stage_conversion(conn, op, step.convert)
+            except checks.ValuesChanged as exc:
+                raise PublishRefused(Plan(0, 0, [Step(step.action, step.table, step.description,
+                                                      problems=[str(exc)])], [], True)) from None
+        if sqlite and needs_batch(op):
+            with operations.batch_alter_table(op_table(op), recreate="always") as batch:
                 batch.invoke(op)
         else:
             operations.invoke(op)
+        if staged is not None:
+            checks.apply_conversion(conn, op, staged)
 
 
 def publish(conn: sa.Connection, documents: Sequence[Document], by: int | None = None,
             note: str | None = None) -> Plan:
     """Plan and apply inside the caller's transaction; raise PublishRefused on problems.
 
-    Returns the applied plan. An empty plan records no new version.
+    Returns the applied plan. An empty plan records no new version. Open the transaction
+    with `db.schema_transaction(engine)`: on SQLite a change that rebuilds a referenced
+    table is refused (RebuildNeedsSchemaTransaction) on a connection enforcing foreign keys.
     """
     plan = make_plan(conn, documents)
     if not plan.ok:
