@@ -15,6 +15,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from metacrm.runtime import accounts
 from metacrm.runtime.errors import BadRequest, Unauthorized
 from metacrm.runtime.principal import Principal
+from metacrm.runtime.web.api import request_json
 from metacrm.runtime.web.context import require_principal, runtime
 
 bp = Blueprint("metacrm_auth", __name__, url_prefix="/api/v1/auth")
@@ -55,11 +56,12 @@ def _load_user(user_id: str) -> SessionUser | None:
 
 @login_manager.request_loader
 def _load_from_token(req: Any) -> SessionUser | None:
-    header = req.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    # The auth scheme is case-insensitive (RFC 9110 §11.1): "bearer x" is as good as "Bearer x".
+    scheme, _, token = req.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         return None
     with runtime().engine.begin() as conn:
-        account = accounts.account_for_token(conn, header[len("Bearer "):].strip())
+        account = accounts.account_for_token(conn, token.strip())
     return _session_user(account)
 
 
@@ -82,7 +84,7 @@ def _user_json(principal: Principal) -> dict[str, Any]:
 
 @bp.post("/login")
 def login() -> Any:
-    body = request.get_json(silent=True)
+    body = request_json()
     if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
             or not isinstance(body.get("password"), str):
         raise BadRequest('Send {"username": ..., "password": ...} as JSON.')
@@ -116,7 +118,10 @@ def tokens() -> Any:
 @bp.post("/tokens")
 def create_token() -> Any:
     principal = require_principal()
-    body = request.get_json(silent=True) or {}
+    body = request_json()
+    if body is None and request.get_data():  # a body is optional, but a broken one is an error
+        raise BadRequest('Send {"name": ...} as JSON, or no body.')
+    body = body or {}
     if not isinstance(body, dict):
         raise BadRequest('Send {"name": ...} as JSON.')
     with runtime().engine.begin() as conn:

@@ -15,6 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import systables
 from .clock import utcnow
+from .coercion import utc
 from .errors import Conflict, NotFound, ValidationFailed
 from .principal import Principal
 
@@ -123,8 +124,8 @@ def create_token(conn: sa.Connection, user_id: int, name: str) -> dict[str, Any]
 def list_tokens(conn: sa.Connection, user_id: int) -> list[dict[str, Any]]:
     t = systables.api_tokens
     rows = conn.execute(sa.select(t).where(t.c.user_id == user_id).order_by(t.c.id)).all()
-    return [{"id": r.id, "name": r.name, "prefix": r.prefix, "created_at": r.created_at.isoformat(),
-             "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
+    return [{"id": r.id, "name": r.name, "prefix": r.prefix, "created_at": utc(r.created_at).isoformat(),
+             "last_used_at": utc(r.last_used_at).isoformat() if r.last_used_at else None,
              "revoked": r.revoked_at is not None} for r in rows]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import re
 from typing import Any, Callable, Mapping
 
@@ -19,7 +20,13 @@ from metacrm.metadata.model import Entity, Field
 
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()\-.]{2,30}([ ]?(ext|x|转)[ ]?[0-9]{1,6})?$", re.IGNORECASE)
 MULTI_SEPARATOR = "|"
+#: Characters no column can hold: NUL (PostgreSQL text refuses it, SQLite would keep it)
+#: and unpaired surrogates (not encodable as UTF-8 on either database).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 INT64 = 2**63 - 1
+#: Record ids are 32-bit INTEGER columns: a bigger id can't exist, and PostgreSQL refuses
+#: to compare one with an id column (an error instead of "not found").
+MAX_ID = 2**31 - 1
 
 #: Default column lengths (must match compiler.COLUMN_TYPES), so an over-long value is a
 #: field error instead of a database error.
@@ -37,12 +44,18 @@ class _EmptyIsNone:
 
 
 class TrimmedString(_EmptyIsNone, mf.String):
-    """Strings are stripped; an empty string means "no value" (None)."""
+    """Strings are stripped; an empty string means "no value" (None).
+
+    NUL characters and unpaired surrogates are refused (`UNSTORABLE`): a database error
+    on one backend or both, instead of a field error.
+    """
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
             value = str(value)
         result = super()._deserialize(value, attr, data, **kwargs)
+        if UNSTORABLE.search(result):
+            raise ValidationError("Text can't contain NUL (\\u0000) or unpaired surrogate characters.")
         result = result.strip()
         return result or None
 
@@ -61,6 +74,14 @@ class BoundedDecimal(_EmptyIsNone, mf.Decimal):
             value = value.strip().replace(",", "")
             if value == "":
                 return None
+        # The bound is checked before marshmallow rounds to `places`: quantizing a huge
+        # number fails inside decimal and would come back as a vague "Not a valid number".
+        try:
+            raw = decimal.Decimal(str(value)) if isinstance(value, (int, float, str)) else None
+        except decimal.InvalidOperation:
+            raw = None
+        if raw is not None and raw.is_finite() and abs(raw) >= self.limit:
+            raise ValidationError(f"Must be less than {self.limit} in absolute value.")
         result = super()._deserialize(value, attr, data, **kwargs)
         if result is not None and (result.is_nan() or result.is_infinite()):
             raise self.make_error("special")
@@ -69,12 +90,17 @@ class BoundedDecimal(_EmptyIsNone, mf.Decimal):
         return result
 
 
+def _fractional(value: Any) -> bool:
+    """A JSON number with a fractional part: marshmallow's lenient Integer would truncate 1.5 to 1."""
+    return isinstance(value, float) and math.isfinite(value) and not value.is_integer()
+
+
 class StrictInteger(_EmptyIsNone, mf.Integer):
     def __init__(self, **kwargs: Any):
         super().__init__(strict=False, **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or _fractional(value):
             raise self.make_error("invalid")
         if isinstance(value, str) and value.strip() == "":
             return None
@@ -93,7 +119,10 @@ class AwareDateTime(mf.DateTime):
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is None:
             result = result.replace(tzinfo=dt.timezone.utc)
-        return result.astimezone(dt.timezone.utc)
+        try:
+            return result.astimezone(dt.timezone.utc)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past the last representable instant
+            raise ValidationError("Not a valid datetime: out of range.") from None
 
 
 class LenientDate(mf.Date):
@@ -109,13 +138,13 @@ class RecordId(_EmptyIsNone, mf.Integer):
     """A lookup/user/department value: a positive id (existence is checked by the service)."""
 
     def __init__(self, **kwargs: Any):
-        super().__init__(strict=False, validate=validate.Range(min=1, max=2**31 - 1), **kwargs)
+        super().__init__(strict=False, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
         if isinstance(value, Mapping) and "id" in value:
             value = value["id"]
+        if isinstance(value, bool) or _fractional(value):
+            raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -132,10 +161,10 @@ class Reference(mf.Field):
         entity, rid = value.get("entity"), value.get("id")
         if entity not in self.targets:
             raise ValidationError(f"Entity must be one of: {', '.join(self.targets)}.")
-        if isinstance(rid, bool) or not isinstance(rid, int) or rid < 1:
-            if not (isinstance(rid, str) and rid.isdigit()):
-                raise ValidationError("Expected a record id.")
+        if isinstance(rid, str) and rid.isascii() and rid.isdigit():
             rid = int(rid)
+        if isinstance(rid, bool) or not isinstance(rid, int) or not 1 <= rid <= MAX_ID:
+            raise ValidationError("Expected a record id.")
         return {"entity": entity, "id": rid}
 
 
@@ -159,7 +188,8 @@ class Location(mf.Field):
                 raise ValidationError(f"{key} must be between -{bound} and {bound}.")
             out[key] = number.quantize(decimal.Decimal("0.0000001"))
         address = value.get("address")
-        if address is not None and (not isinstance(address, str) or len(address) > 500):
+        if address is not None and (not isinstance(address, str) or len(address) > 500
+                                    or UNSTORABLE.search(address)):
             raise ValidationError("address must be text of at most 500 characters.")
         out["address"] = address
         if (out["lat"] is None) != (out["lng"] is None):
@@ -168,18 +198,29 @@ class Location(mf.Field):
 
 
 class MultiSelect(mf.List):
+    """A list of option values (or "a,b" text, as imports send it).
+
+    Options are checked here rather than by an inner OneOf, so a bad option is reported
+    on the field itself (`tags`), not on a list position (`tags.1`) clients don't show.
+    """
+
     def __init__(self, choices: tuple[str, ...], **kwargs: Any):
-        super().__init__(mf.String(validate=validate.OneOf(choices)), **kwargs)
+        super().__init__(mf.String(), **kwargs)
+        self.choices = choices
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()] if value.strip() else []
-        result = super()._deserialize(value, attr, data, **kwargs)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValidationError("Expected a list of option values.")
         seen: list[str] = []
-        for item in result:
+        for item in value:
             item = item.strip()
             if item not in seen:
                 seen.append(item)
+        bad = [v for v in seen if v not in self.choices]
+        if bad:
+            raise ValidationError(f"Must be one of: {', '.join(self.choices)} (not {', '.join(bad)}).")
         return seen
 
 
@@ -273,11 +314,18 @@ def build_schema(entity: Entity, child_schemas: Mapping[str, Schema] | None = No
 
 # ------------------------------------------------------------------------------ output
 
+def utc(value: dt.datetime) -> dt.datetime:
+    """A stored datetime in UTC: SQLite gives naive UTC values, PostgreSQL aware ones in the
+    session's time zone (a server set to Asia/Shanghai answers +08:00). One form for both
+    keeps the API's output stable and lets "unchanged" compare equal."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
 def _iso(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.isoformat()
+        return utc(value).isoformat()
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
@@ -318,6 +366,6 @@ def to_python(field: Field, column_value: Any) -> Any:
     """A stored value as expressions see it (Decimal, date, list of options)."""
     if field.type == "multiselect":
         return _multi_out(column_value)
-    if isinstance(column_value, dt.datetime) and column_value.tzinfo is None:
-        return column_value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(column_value, dt.datetime):
+        return utc(column_value)
     return column_value

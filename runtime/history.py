@@ -8,6 +8,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 
 from . import systables
+from .coercion import utc
 
 
 def jsonable(value: Any) -> Any:
@@ -47,7 +48,6 @@ def read_history(conn: sa.Connection, entity: str, record_id: int, hidden: froze
     for r in rows:
         if r.field in hidden:
             continue
-        at = r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.timezone.utc)
-        out.append({"at": at.isoformat(), "by": r.by, "by_name": r.display_name, "action": r.action,
+        out.append({"at": utc(r.at).isoformat(), "by": r.by, "by_name": r.display_name, "action": r.action,
                     "field": r.field, "old": r.old, "new": r.new})
     return out

@@ -6,13 +6,14 @@ locking and history can't be skipped by taking another route.
 
 A write goes: coerce (marshmallow) → merge over the stored record → defaults →
 child rows → formulas → required / required_when / readonly_when → entity rules →
-lookups exist → autonumbers → write parent and children → history; all in the
-caller's transaction.
+lookups exist → unique values free → autonumbers → write parent and children (in a
+savepoint) → history; all in the caller's transaction.
 """
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 from marshmallow import ValidationError as MMValidationError
@@ -23,7 +24,7 @@ from metacrm.metadata.model import Field
 from . import systables
 from .catalog import Catalog, EntityRuntime
 from .clock import utcnow
-from .coercion import to_column_value, to_python
+from .coercion import MAX_ID, loader_for, to_column_value, to_python
 from .compiler import location_columns, reference_columns
 from .errors import BadRequest, Conflict, NotFound, ValidationFailed
 from .history import jsonable, read_history, record_changes
@@ -79,6 +80,8 @@ def dump_row(rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _fetch(conn: sa.Connection, rt: EntityRuntime, record_id: int, lock: bool = False) -> Mapping[str, Any]:
+    if not 1 <= record_id <= MAX_ID:  # can't exist; PostgreSQL would fail comparing it to an INTEGER
+        raise NotFound(f"No {rt.name} with id {record_id}.")
     stmt = sa.select(rt.table).where(rt.table.c.id == record_id)
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
@@ -189,21 +192,23 @@ def _default_value(field: Field, principal: Principal, now: dt.datetime) -> Any:
     if default == "$my_department":
         return principal.department_id
     if default in ("$today", "today"):
-        return now.date()
+        # The instance's date, as a formula's today() sees it (the runtime sets that clock
+        # to its time zone): at 20:00 UTC it is already tomorrow in Shanghai.
+        return compile_expression("today()").evaluate()
     if default in ("$now", "now"):
         return now
     if default is None:
         return None
     try:
-        from .coercion import loader_for
         return loader_for(field).deserialize(default)
     except MMValidationError:
         return None
 
 
 def _check_payload_keys(rt: EntityRuntime, payload: Mapping[str, Any], current: Mapping[str, Any] | None,
-                        errors: _Errors) -> dict[str, Any]:
-    """The keys the schema should load; unknown and read-only keys become errors."""
+                        errors: _Errors, prefix: str = "") -> dict[str, Any]:
+    """The keys the schema should load; unknown and read-only keys become errors
+    (named with `prefix`, so a child row's bad key reads `lines[3].colour`)."""
     entity = rt.entity
     kept: dict[str, Any] = {}
     for key, value in payload.items():
@@ -214,13 +219,29 @@ def _check_payload_keys(rt: EntityRuntime, payload: Mapping[str, Any], current: 
             continue
         f = entity.active_field(key)
         if f is None:
-            errors.add(key, f"Unknown field '{key}' for {entity.name}.")
+            errors.add(f"{prefix}{key}", f"Unknown field '{key}' for {entity.name}.")
         elif f.type == "table" or f.writable:
             kept[key] = value
-        elif current is None or jsonable(current.get(key)) != jsonable(value):
-            if value is not None or current is not None:
-                errors.add(key, "Field is read-only.")
+        elif not _unchanged(f, current, value):
+            errors.add(f"{prefix}{key}", "Field is read-only.")
     return kept
+
+
+def _unchanged(f: Field, current: Mapping[str, Any] | None, value: Any) -> bool:
+    """Whether a value sent for a read-only field is the stored one, in any spelling its
+    loader accepts ("10" for 10.00, the API's float latitude for the stored Decimal), so
+    a client may send back the record it read."""
+    if current is None:
+        return value is None
+    stored = jsonable(current.get(f.name))
+    if jsonable(value) == stored:
+        return True
+    if f.system:
+        return False
+    try:
+        return jsonable(loader_for(f).deserialize(value)) == stored
+    except MMValidationError:
+        return False
 
 
 def _load_owner_fields(data: dict[str, Any], errors: _Errors) -> dict[str, Any]:
@@ -230,7 +251,7 @@ def _load_owner_fields(data: dict[str, Any], errors: _Errors) -> dict[str, Any]:
             v = data.pop(key)
             if v is None:
                 out[key] = None
-            elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            elif isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_ID:
                 errors.add(key, "Expected a positive id.")
             else:
                 out[key] = v
@@ -246,7 +267,7 @@ def _prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal
     if not isinstance(payload, Mapping):
         raise BadRequest("Expected a JSON object with the record's fields.")
     current = python_record(rt, current_row) if current_row is not None else None
-    data = _check_payload_keys(rt, payload, current, errors)
+    data = _check_payload_keys(rt, payload, current, errors, prefix)
     owners = _load_owner_fields(data, errors) if entity.ownership else {}
     table_payloads = {k: data.pop(k) for k in list(data) if rt.children.get(k) is not None}
     loaded: dict[str, Any] = {}
@@ -280,7 +301,13 @@ def _prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal
                 rows_in = []
             rows_out = []
             for i, row_in in enumerate(rows_in):
-                rid = row_in.get("id") if isinstance(row_in, Mapping) else None
+                if not isinstance(row_in, Mapping):
+                    errors.add(f"{prefix}{name}[{i}]", "Expected an object with the row's fields.")
+                    continue
+                rid = row_in.get("id")
+                if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int)):
+                    errors.add(f"{prefix}{name}[{i}].id", "Expected a row id (an integer) or none for a new row.")
+                    continue
                 if rid is not None and rid not in existing:
                     errors.add(f"{prefix}{name}[{i}].id", f"No row {rid} in this record's {name}.")
                     continue
@@ -327,7 +354,6 @@ def _prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal
 
 
 def _formula_value(f: Field, result: Any) -> Any:
-    from .coercion import loader_for
     if result is None:
         return None
     if isinstance(result, (dt.date, dt.datetime)):
@@ -362,6 +388,51 @@ def _check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, val
             continue
         if table is None or not _exists(conn, table, v):
             errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
+
+
+def _unique_groups(entity: Any) -> list[tuple[Field, ...]]:
+    """The field groups a unique index of the compiled table covers (single-column ones
+    for `unique` fields, plus unique `indexes`); reference/location spreads are left to
+    the index itself."""
+    groups = [(f,) for f in entity.active_fields if f.unique and f.type not in ("reference", "location", "table")]
+    for ix in entity.indexes:
+        fields = tuple(entity.active_field(n) for n in ix.fields)
+        if ix.unique and all(f is not None and f.type not in ("reference", "location", "table") for f in fields):
+            groups.append(fields)  # type: ignore[arg-type]
+    return groups
+
+
+def _check_unique(conn: sa.Connection, rt: EntityRuntime, values: Mapping[str, Any],
+                  before: Mapping[str, Any] | None, record_id: int | None, errors: _Errors) -> None:
+    """A value another record already holds in a unique field is a field error (422)
+    instead of an IntegrityError. Only changed values are looked up; two writers racing
+    for the same value still meet the index, which `_guarded_write` turns into a 409."""
+    t = rt.table
+    for fields in _unique_groups(rt.entity):
+        new = [values.get(f.name) for f in fields]
+        if any(v is None for v in new):
+            continue  # NULLs never collide in a unique index
+        if before is not None and all(jsonable(before.get(f.name)) == jsonable(v) for f, v in zip(fields, new)):
+            continue
+        where = [t.c[f.name] == to_column_value(f, v) for f, v in zip(fields, new)]
+        if record_id is not None:
+            where.append(t.c.id != record_id)
+        if conn.execute(sa.select(t.c.id).where(*where).limit(1)).first() is not None:
+            what = " + ".join(f.name for f in fields)
+            errors.add(fields[0].name, f"Another {rt.name} already has this {what}.")
+
+
+@contextmanager
+def _guarded_write(conn: sa.Connection, rt: EntityRuntime) -> Iterator[None]:
+    """Run the INSERT/UPDATE statements of one write in a savepoint, and turn what the
+    database still refuses (a unique value taken by a concurrent writer, a lookup target
+    deleted meanwhile) into a 409 instead of a 500, leaving the connection usable."""
+    try:
+        with conn.begin_nested():
+            yield
+    except sa.exc.IntegrityError:
+        raise Conflict(f"This {rt.name} conflicts with another record (a unique value taken, or a "
+                       "linked record removed meanwhile). Reload and try again.") from None
 
 
 def _exists(conn: sa.Connection, table: sa.Table, record_id: Any) -> bool:
@@ -438,14 +509,16 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
         for name, rows in children.items():
             for i, row in enumerate(rows):
                 _check_lookups(conn, catalog, rt.children[name], row, None, errors, prefix=f"{name}[{i}].")
+        _check_unique(conn, rt, values, None, None, errors)
     errors.raise_if_any()
-    _number(conn, rt, values, now)
-    cols = _columns(rt, values)
-    result = conn.execute(rt.table.insert().values(
-        version=1, created_at=now, created_by=principal.user_id, updated_at=now, updated_by=principal.user_id,
-        **cols).returning(rt.table.c.id))
-    record_id = result.scalar_one()
-    _write_children(conn, rt, record_id, children, principal, now, {})
+    with _guarded_write(conn, rt):
+        _number(conn, rt, values, now)
+        cols = _columns(rt, values)
+        result = conn.execute(rt.table.insert().values(
+            version=1, created_at=now, created_by=principal.user_id, updated_at=now, updated_by=principal.user_id,
+            **cols).returning(rt.table.c.id))
+        record_id = result.scalar_one()
+        _write_children(conn, rt, record_id, children, principal, now, {})
     record_changes(conn, rt.name, record_id, principal.user_id, now, "create", [(None, None, None)])
     return get_record(conn, catalog, principal, entity, record_id)
 
@@ -478,6 +551,7 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
             for i, r in enumerate(rows):
                 _check_lookups(conn, catalog, rt.children[name], r, old_rows.get(r.get("id")), errors,
                                prefix=f"{name}[{i}].")
+        _check_unique(conn, rt, values, before, record_id, errors)
     errors.raise_if_any()
 
     changes = []
@@ -499,13 +573,14 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
 
     cols = _columns(rt, values)
     t = rt.table
-    result = conn.execute(t.update().where(t.c.id == record_id, t.c.version == version).values(
-        version=version + 1, updated_at=now, updated_by=principal.user_id, **cols))
-    if result.rowcount != 1:
-        raise Conflict(f"This {rt.name} was changed by someone else. Reload it and apply your change again.")
-    if any(f.name in payload for f in rt.entity.table_fields):
-        _write_children(conn, rt, record_id, {k: v for k, v in children.items() if k in payload},
-                        principal, now, existing_children)
+    with _guarded_write(conn, rt):
+        result = conn.execute(t.update().where(t.c.id == record_id, t.c.version == version).values(
+            version=version + 1, updated_at=now, updated_by=principal.user_id, **cols))
+        if result.rowcount != 1:
+            raise Conflict(f"This {rt.name} was changed by someone else. Reload it and apply your change again.")
+        if any(f.name in payload for f in rt.entity.table_fields):
+            _write_children(conn, rt, record_id, {k: v for k, v in children.items() if k in payload},
+                            principal, now, existing_children)
     record_changes(conn, rt.name, record_id, principal.user_id, now, "update", changes)
     return get_record(conn, catalog, principal, entity, record_id)
 

@@ -5,6 +5,7 @@ the query builder with the acting principal. Nothing here touches a table direct
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -20,8 +21,30 @@ from .openapi import openapi_document
 bp = Blueprint("metacrm_api", __name__, url_prefix="/api/v1")
 
 
+def request_json() -> Any:
+    """The request's JSON body, or None when it is missing or not JSON.
+
+    A body nested deeper than the parser's recursion limit (`[[[[...`) raises
+    RecursionError, not ValueError, so `silent=True` alone would let it become a 500.
+    JSON may also spell an unpaired surrogate (`"\\ud800"`), which Python parses but no
+    database can store and no response can echo back as UTF-8: refused here, once.
+    """
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        return None
+    if body is not None:
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except RecursionError:
+            return None
+        except UnicodeEncodeError:
+            raise BadRequest("The JSON body contains an unpaired surrogate (a broken \\uXXXX escape).") from None
+    return body
+
+
 def _json_body() -> Any:
-    body = request.get_json(silent=True)
+    body = request_json()
     if body is None:
         raise BadRequest("The request body must be JSON (Content-Type: application/json).")
     return body
@@ -96,7 +119,8 @@ def delete_view(entity: str, record_id: int) -> Any:
     principal = require_principal()
     rt = runtime()
     version = request.args.get("version")
-    if version is not None and not version.isdigit():
+    # isascii(): str.isdigit() also accepts "²", which int() then refuses.
+    if version is not None and not (version.isascii() and version.isdigit()):
         raise BadRequest("version must be an integer.")
     with rt.engine.begin() as conn:
         delete_record(conn, rt.catalog(conn), principal, entity, record_id,
