@@ -34,6 +34,8 @@ from .principal import Principal
 #: Keys a client may send back unchanged (they come with every read) and that are ignored.
 IGNORED_KEYS = frozenset({"id", "version", "created_at", "created_by", "updated_at", "updated_by"})
 REQUIRED = "Missing data for required field."
+#: Field types whose value the server computes (no default applies).
+SERVER_COMPUTED = frozenset({"table", "formula", "autonumber"})
 
 
 # ------------------------------------------------------------------ reading rows
@@ -280,8 +282,10 @@ def _prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal
 
     values: dict[str, Any] = dict(current) if current is not None else {}
     if current is None:
+        # Read-only fields get their defaults too: a contract starts as "draft" even
+        # though only its workflow may change approval_status afterwards.
         for f in entity.active_fields:
-            if f.writable and f.type != "table" and f.name not in loaded:
+            if f.type not in SERVER_COMPUTED and f.name not in loaded:
                 values[f.name] = _default_value(f, principal, now)
         if entity.ownership:
             values["owner"] = owners.get("owner", principal.user_id)
@@ -363,8 +367,9 @@ def _formula_value(f: Field, result: Any) -> Any:
     return loader_for(f).deserialize(result)
 
 
-def _check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, values: Mapping[str, Any],
-                   before: Mapping[str, Any] | None, errors: _Errors, prefix: str = "") -> None:
+def _check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal: Principal,
+                   values: Mapping[str, Any], before: Mapping[str, Any] | None, errors: _Errors,
+                   prefix: str = "") -> None:
     checks: list[tuple[str, Any, str]] = []
     if rt.entity.ownership:
         checks += [("owner", systables.users, "user"), ("department", systables.departments, "department")]
@@ -382,9 +387,12 @@ def _check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, val
                 target = catalog.entities.get(v["entity"])
                 if target is None or not _exists(conn, target.table, v["id"]):
                     errors.add(f"{prefix}{f.name}", f"No {v['entity']} with id {v['id']}.")
+    # The acting user and their department were read from the database for this very
+    # request; re-checking them would cost two queries on every create.
+    trusted = {"owner": principal.user_id, "department": principal.department_id}
     for name, table, label in checks:
         v = values.get(name)
-        if v is None or (before is not None and before.get(name) == v):
+        if v is None or (before is not None and before.get(name) == v) or trusted.get(name, object()) == v:
             continue
         if table is None or not _exists(conn, table, v):
             errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
@@ -505,22 +513,26 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     errors = _Errors()
     values, children = _prepare(conn, catalog, rt, principal, payload, None, {}, now, errors)
     if not errors.fields:
-        _check_lookups(conn, catalog, rt, values, None, errors)
+        _check_lookups(conn, catalog, rt, principal, values, None, errors)
         for name, rows in children.items():
             for i, row in enumerate(rows):
-                _check_lookups(conn, catalog, rt.children[name], row, None, errors, prefix=f"{name}[{i}].")
+                _check_lookups(conn, catalog, rt.children[name], principal, row, None, errors, prefix=f"{name}[{i}].")
         _check_unique(conn, rt, values, None, None, errors)
     errors.raise_if_any()
     with _guarded_write(conn, rt):
         _number(conn, rt, values, now)
         cols = _columns(rt, values)
-        result = conn.execute(rt.table.insert().values(
+        row = conn.execute(rt.table.insert().values(
             version=1, created_at=now, created_by=principal.user_id, updated_at=now, updated_by=principal.user_id,
-            **cols).returning(rt.table.c.id))
-        record_id = result.scalar_one()
+            **cols).returning(rt.table)).mappings().one()
+        record_id = row["id"]
         _write_children(conn, rt, record_id, children, principal, now, {})
     record_changes(conn, rt.name, record_id, principal.user_id, now, "create", [(None, None, None)])
-    return get_record(conn, catalog, principal, entity, record_id)
+    # The inserted row comes back from RETURNING; only child rows need reading again.
+    record = dump_row(rt, row)
+    for name, child in rt.children.items():
+        record[name] = [dump_row(child, r) for r in _children(conn, child, record_id)]
+    return record
 
 
 def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
@@ -545,11 +557,11 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     values, children = _prepare(conn, catalog, rt, principal, payload, row, existing_children, now, errors)
     before = python_record(rt, row)
     if not errors.fields:
-        _check_lookups(conn, catalog, rt, values, before, errors)
+        _check_lookups(conn, catalog, rt, principal, values, before, errors)
         for name, rows in children.items():
             old_rows = {r["id"]: python_record(rt.children[name], r) for r in existing_children[name]}
             for i, r in enumerate(rows):
-                _check_lookups(conn, catalog, rt.children[name], r, old_rows.get(r.get("id")), errors,
+                _check_lookups(conn, catalog, rt.children[name], principal, r, old_rows.get(r.get("id")), errors,
                                prefix=f"{name}[{i}].")
         _check_unique(conn, rt, values, before, record_id, errors)
     errors.raise_if_any()

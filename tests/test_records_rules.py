@@ -461,3 +461,20 @@ def test_a_read_only_value_sent_back_in_another_spelling_is_not_a_change(make_ap
                    "read-only")
     assert_invalid(c.patch(f"/api/v1/records/checkin/{rec['id']}",
                            json={"version": 2, "spot": {"lat": 1, "lng": 2, "address": "x"}}), "spot", "read-only")
+
+
+def test_read_only_field_gets_its_default_on_create_and_stays_unwritable(make_app: Any, client_of: Any) -> None:
+    """A workflow-owned status starts at its default although clients may not write it."""
+    app = make_app([entity(
+        "deal",
+        {"name": "name", "type": "text", "required": True},
+        {"name": "status", "type": "select", "readonly": True, "default": "draft",
+         "options": [{"value": "draft"}, {"value": "approved"}]},
+        {"name": "locked", "type": "boolean", "readonly": True, "default": False},
+    )])
+    client = client_of(app)
+    created = client.post("/api/v1/records/deal", json={"name": "D1"}).get_json()
+    assert created["status"] == "draft" and created["locked"] is False
+    refused = client.post("/api/v1/records/deal", json={"name": "D2", "status": "approved"})
+    assert refused.status_code == 422 and "status" in refused.get_json()["error"]["fields"]
+    assert client.get("/api/v1/records/deal").get_json()["total"] == 1
