@@ -15,6 +15,7 @@ from metacrm.runtime.web.api import bp as api_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
 
+from .admin import bp as admin_bp
 from .auth import init_auth
 from .config import load_config
 
@@ -29,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = Runtime(engine, timezone=settings["TIMEZONE"])
     init_auth(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
     register_error_handlers(app)
 
     @app.get("/")

@@ -8,12 +8,13 @@ stops resolving at the next request, whichever way they authenticate.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, g, jsonify, request
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from metacrm.runtime import accounts
-from metacrm.runtime.errors import BadRequest, Unauthorized
+from metacrm.runtime.errors import PermissionDenied, TooManyRequests, BadRequest, Unauthorized
 from metacrm.runtime.principal import Principal
 from metacrm.runtime.web.api import request_json
 from metacrm.runtime.web.context import require_principal, runtime
@@ -62,11 +63,34 @@ def _load_from_token(req: Any) -> SessionUser | None:
         return None
     with runtime().engine.begin() as conn:
         account = accounts.account_for_token(conn, token.strip())
-    return _session_user(account)
+    user = _session_user(account)
+    if user is not None:
+        g.metacrm_by_token = True
+    return user
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _set_principal() -> None:
     g.metacrm_principal = current_user.principal if current_user.is_authenticated else None
+    _refuse_cross_site()
+
+
+def _refuse_cross_site() -> None:
+    """Cookie-authenticated writes must come from this site (CSRF defence in depth).
+
+    The API only takes JSON bodies, which a cross-site HTML form can't send, and the
+    session cookie is SameSite=Lax; on top of that, a write carrying a browser's Origin
+    (or Referer) header from another host is refused. Token requests carry no ambient
+    credentials and are exempt."""
+    if request.method not in UNSAFE_METHODS or g.get("metacrm_by_token"):
+        return
+    if g.metacrm_principal is None and request.endpoint != "metacrm_auth.login":
+        return
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if source and (source == "null" or urlsplit(source).netloc != request.host):
+        raise PermissionDenied("Cross-site request refused: this request did not come from this site.")
 
 
 def init_auth(app: Flask) -> None:
@@ -88,8 +112,14 @@ def login() -> Any:
     if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
             or not isinstance(body.get("password"), str):
         raise BadRequest('Send {"username": ..., "password": ...} as JSON.')
+    username, addr = body["username"], request.remote_addr
     with runtime().engine.begin() as conn:
-        account = accounts.authenticate(conn, body["username"], body["password"])
+        wait = accounts.sign_in_wait(conn, username, addr)
+        if wait:
+            raise TooManyRequests(f"Too many failed sign-ins; try again in {(wait + 59) // 60} minute(s).",
+                                  retry_after=wait)
+        account = accounts.authenticate(conn, username, body["password"])
+        accounts.record_sign_in(conn, username, addr, ok=account is not None and account.active)
     user = _session_user(account)
     if user is None:
         raise Unauthorized("Wrong username or password, or the account is deactivated.")

@@ -5,6 +5,7 @@ stored only as a SHA-256 hash, so a leaked database doesn't leak working tokens.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from . import systables
 from .clock import utcnow
 from .coercion import utc
 from .errors import Conflict, NotFound, ValidationFailed
+from .org import load_org
 from .principal import Principal
 
 TOKEN_PREFIX = "mcrm_"
@@ -97,11 +99,16 @@ def authenticate(conn: sa.Connection, username: str, password: str) -> Account |
 
 
 def principal_for(conn: sa.Connection, account: Account) -> Principal:
+    """The principal of an account: roles, and the org chart's closure its data scopes use
+    (read per request, so a moved department or a new manager applies at once)."""
     roles = frozenset(conn.execute(sa.select(systables.user_roles.c.role)
                                    .where(systables.user_roles.c.user_id == account.id)).scalars())
+    org = load_org(conn)
     return Principal(user_id=account.id, username=account.username, display_name=account.display_name,
                      roles=roles, department_id=account.department_id, is_admin=account.is_admin,
-                     language=account.language)
+                     language=account.language, subordinate_ids=org.subordinates(account.id),
+                     department_ids=org.child_departments(account.department_id)
+                     if account.department_id is not None else frozenset())
 
 
 def _hash_token(token: str) -> str:
@@ -149,3 +156,37 @@ def account_for_token(conn: sa.Connection, token: str) -> Account | None:
         return None
     conn.execute(t.update().where(t.c.id == row.id).values(last_used_at=utcnow()))
     return get_account(conn, row.user_id)
+
+
+# ------------------------------------------------------------------ sign-in throttling
+
+#: Failed sign-ins allowed per (username, address) and per username in the window.
+MAX_FAILURES_PER_ADDRESS = 5
+MAX_FAILURES_PER_USERNAME = 20
+FAILURE_WINDOW = dt.timedelta(minutes=15)
+
+
+def sign_in_wait(conn: sa.Connection, username: str, remote_addr: str | None) -> int:
+    """Seconds the caller must wait before trying this username again (0 = go ahead).
+
+    Counting per address stops one guesser quickly; the higher per-username limit slows
+    guessing spread over many addresses without letting one address lock a user out."""
+    f = systables.login_failures
+    since = utcnow() - FAILURE_WINDOW
+    rows = conn.execute(sa.select(f.c.at, f.c.remote_addr).where(f.c.username == username, f.c.at > since)
+                        .order_by(f.c.at)).all()
+    mine = [r.at for r in rows if r.remote_addr == (remote_addr or "")[:64]]
+    blocking = mine[-MAX_FAILURES_PER_ADDRESS] if len(mine) >= MAX_FAILURES_PER_ADDRESS else (
+        rows[-MAX_FAILURES_PER_USERNAME].at if len(rows) >= MAX_FAILURES_PER_USERNAME else None)
+    if blocking is None:
+        return 0
+    blocking = utc(blocking)
+    return max(1, int((blocking + FAILURE_WINDOW - utcnow()).total_seconds()))
+
+
+def record_sign_in(conn: sa.Connection, username: str, remote_addr: str | None, ok: bool) -> None:
+    f = systables.login_failures
+    if ok:
+        conn.execute(f.delete().where(f.c.username == username))
+    else:
+        conn.execute(f.insert().values(username=username[:150], remote_addr=(remote_addr or "")[:64], at=utcnow()))

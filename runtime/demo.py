@@ -9,7 +9,8 @@ the default CRM (`crm-default`) with:
   (general manager), zhang.wei 张伟 (sales director), li.na 李娜 and zhou.hao 周浩
   (team leads of 华北 / 华东), the reps liu.yang, chen.jing, wu.ting, sun.lei and
   emily.chen (English UI), huang.li (finance) and zheng.xin (HR); roles are the names
-  "sales", "sales_manager", "finance" and "hr"; managers form a reporting tree;
+  "sales", "sales_manager", "finance" and "hr" (the general manager also "admin");
+  managers form a reporting tree;
 - 20 products (software licences, meeting-room hardware, services, consulting, training,
   consumables) with codes, units and list prices;
 - `customers` customers (Chinese names built from city + brand + industry + legal form,
@@ -87,7 +88,7 @@ class UserSpec:
 
 
 USERS: tuple[UserSpec, ...] = (
-    UserSpec("wang.jun", "王军", "总经理", "gmo", None, ("sales_manager",), heads="gmo"),
+    UserSpec("wang.jun", "王军", "总经理", "gmo", None, ("admin", "sales_manager"), heads="gmo"),
     UserSpec("zhang.wei", "张伟", "销售总监", "sales", "wang.jun", ("sales_manager",), heads="sales"),
     UserSpec("li.na", "李娜", "华北销售组组长", "north", "zhang.wei", ("sales_manager", "sales"), heads="north"),
     UserSpec("liu.yang", "刘洋", "销售代表", "north", "li.na", ("sales",)),
@@ -572,10 +573,13 @@ def _create_org(conn: sa.Connection, ctx: Context) -> None:
 
 
 def _create_products(conn: sa.Connection, catalog: Catalog, ctx: Context) -> None:
+    # The product catalogue is the general manager's (role admin); the sales director
+    # is the responsible department's head.
     director = ctx.staff["zhang.wei"]
+    manager = ctx.staff["wang.jun"]
     for code, name, category, spec, unit, price, on_sale, _ in PRODUCTS:
         ctx.at(ctx.sim.at + dt.timedelta(hours=ctx.rng.randrange(1, 48)))
-        record = create_record(conn, catalog, director.principal, "product", {
+        record = create_record(conn, catalog, manager.principal, "product", {
             "name": name, "code": code, "category": category, "spec": spec, "unit": unit, "price": price,
             "on_sale": on_sale, "responsible_department": director.department_id,
             "description": f"<p>{name}：{spec}。</p>"})
@@ -876,8 +880,11 @@ def _create_customer(conn: sa.Connection, catalog: Catalog, ctx: Context, story:
         if moments and rng.random() < 0.55 else None
 
     ctx.at(story.created)
-    customer = create_record(conn, catalog, story.owner.principal, "customer",
-                             _customer_payload(ctx, story, next_followup))
+    payload = _customer_payload(ctx, story, next_followup)
+    # Reps may not set credit limits (role "sales": credit_limit read-only): a key
+    # account's limit is entered by the sales director, on the owner's behalf.
+    creator = ctx.staff["zhang.wei"] if "credit_limit" in payload else story.owner
+    customer = create_record(conn, catalog, creator.principal, "customer", payload)
     ctx.count("customers")
     contacts = _create_contacts(conn, catalog, ctx, story, customer["id"])
     primary = contacts[0]

@@ -57,3 +57,10 @@ class Unauthorized(ServiceError):
 class PermissionDenied(ServiceError):
     status = 403
     code = "forbidden"
+
+
+class TooManyRequests(ServiceError):
+    """Throttled: too many failed sign-ins. Carries how long to wait."""
+
+    status = 429
+    code = "too_many_requests"

@@ -150,3 +150,10 @@ def set_instance_layer(conn: sa.Connection, documents: Sequence[Document]) -> No
     if errors:
         raise MetadataInvalid(errors)
     _save_layer(conn, INSTANCE_LAYER, "instance", None, None, documents)
+
+
+def instance_documents(conn: sa.Connection) -> list[Document]:
+    """The instance's own customisation layer as stored (empty before any customisation)."""
+    t = systables.layers
+    row = conn.execute(sa.select(t.c.documents).where(t.c.name == INSTANCE_LAYER)).first()
+    return [Document(f"{INSTANCE_LAYER}:{d.get('kind')}/{d.get('name')}", d) for d in (row.documents if row else [])]

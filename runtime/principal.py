@@ -16,6 +16,8 @@ class Principal:
     is_admin: bool = False
     language: str = "en"
     subordinate_ids: frozenset[int] = field(default_factory=frozenset)
+    #: The user's department and every department below it (for department_and_children).
+    department_ids: frozenset[int] = field(default_factory=frozenset)
 
 
 #: The principal of jobs, migrations and the CLI's own writes.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from marshmallow import ValidationError as MMValidationError
 from metacrm.metadata.fieldtypes import FILTER_OPERATORS, RELATIVE_RANGES
 from metacrm.metadata.model import Field, View
 
+from .access import scope_clause
 from .catalog import Catalog, EntityRuntime
 from .clock import utcnow
 from .coercion import MULTI_SEPARATOR, loader_for, to_column_value
@@ -61,6 +62,8 @@ class QueryContext:
     principal: Principal
     now: dt.datetime
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    #: Fields hidden or masked for the principal: not usable in their filters, sort or q.
+    unreadable: frozenset[str] = frozenset()
 
     @property
     def today(self) -> dt.date:
@@ -174,11 +177,13 @@ def relative_range(name: str, today: dt.date) -> tuple[dt.date, dt.date]:
 
 # ------------------------------------------------------------------ conditions
 
-def _field(rt: EntityRuntime, name: Any, where: str) -> Field:
+def _field(rt: EntityRuntime, name: Any, where: str, unreadable: frozenset[str] = frozenset()) -> Field:
+    """The field a filter or sort names. Fields hidden or masked for the caller count as
+    unknown: filtering on them would reveal their values one guess at a time."""
     if not isinstance(name, str):
         raise BadRequest(f"{where}: a field name must be a string.")
     f = rt.entity.field(name)
-    if f is None or f.archived or f.type == "table":
+    if f is None or f.archived or f.type == "table" or name in unreadable:
         raise BadRequest(f"{where}: unknown field '{name}' for {rt.name}.")
     return f
 
@@ -260,7 +265,7 @@ def _unstorable_text(value: Any) -> bool:
 def _condition(rt: EntityRuntime, item: Sequence[Any], ctx: QueryContext, where: str) -> sa.ColumnElement[bool]:
     if not item or len(item) > 3:
         raise BadRequest(f"{where}: a condition is [field, operator, value].")
-    f = _field(rt, item[0], where)
+    f = _field(rt, item[0], where, ctx.unreadable)
     op = item[1] if len(item) > 1 else None
     if not isinstance(op, str) or op not in FILTER_OPERATORS:
         raise BadRequest(f"{where}: unknown operator {json.dumps(op)}; use one of {', '.join(FILTER_OPERATORS)}.")
@@ -413,29 +418,30 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def search_clause(rt: EntityRuntime, q: str) -> sa.ColumnElement[bool]:
+def search_clause(rt: EntityRuntime, q: str, unreadable: frozenset[str] = frozenset()) -> sa.ColumnElement[bool]:
     """`q`: any searchable field contains the text (case-insensitive)."""
     if len(q) > 200:
         raise BadRequest("q is too long (at most 200 characters).")
     if _unstorable_text(q):
         raise BadRequest("q contains a NUL or an unpaired surrogate character.")
     cols = [rt.table.c[f.name] for f in rt.entity.active_fields
-            if f.searchable and f.value_kind == "text" and f.name in rt.table.c]
+            if f.searchable and f.value_kind == "text" and f.name in rt.table.c and f.name not in unreadable]
     if not cols:
         title = rt.entity.field(rt.entity.title_field)
         cols = [rt.table.c[title.name]] if title is not None and title.value_kind == "text" \
-            and title.name in rt.table.c else []
+            and title.name in rt.table.c and title.name not in unreadable else []
     if not cols:
         raise BadRequest(f"{rt.name} has no searchable fields.")
     pattern = f"%{_escape_like(q)}%"
     return sa.or_(*(c.ilike(pattern, escape="\\") for c in cols))
 
 
-def order_by(rt: EntityRuntime, sort: Iterable[tuple[str, str]]) -> list[sa.ColumnElement[Any]]:
+def order_by(rt: EntityRuntime, sort: Iterable[tuple[str, str]],
+             unreadable: frozenset[str] = frozenset()) -> list[sa.ColumnElement[Any]]:
     out = []
     names = set()
     for name, direction in sort:
-        f = _field(rt, name, "sort")
+        f = _field(rt, name, "sort", unreadable)
         if f.type in ("reference", "location", "multiselect"):
             raise BadRequest(f"sort: can't sort by {f.type} field '{name}'.")
         if direction not in ("asc", "desc"):
@@ -462,40 +468,49 @@ def find_view(catalog: Catalog, rt: EntityRuntime, name: str) -> View:
 
 def build_list_query(rt: EntityRuntime, view: View | None, request: ListRequest, ctx: QueryContext,
                      scope: sa.ColumnElement[bool] | None = None) -> tuple[sa.Select[Any], sa.Select[Any], int, int]:
-    """(page select, count select, page, page size) for a list request."""
-    where = [build_filter(rt, view.filters, ctx)] if view and view.filters else []
+    """(page select, count select, page, page size) for a list request.
+
+    A view's own filters and sort are the admin's and may use any field; what the caller
+    adds may not touch fields they can't read."""
+    admin_ctx = replace(ctx, unreadable=frozenset())
+    where = [build_filter(rt, view.filters, admin_ctx)] if view and view.filters else []
     where.append(build_filter(rt, request.filters, ctx))
     if request.q:
-        where.append(search_clause(rt, request.q))
+        where.append(search_clause(rt, request.q, ctx.unreadable))
     if scope is not None:
         where.append(scope)
     page_size = request.page_size or (view.page_size if view else 50)
     if page_size > MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}.")
-    sort = request.sort or (view.sort if view else ()) or (("id", "desc"),)
+    ordering = order_by(rt, request.sort, ctx.unreadable) if request.sort else \
+        order_by(rt, (view.sort if view else ()) or (("id", "desc"),))
     condition = sa.and_(*where)
-    page = sa.select(rt.table).where(condition).order_by(*order_by(rt, sort)) \
+    page = sa.select(rt.table).where(condition).order_by(*ordering) \
         .limit(page_size).offset((request.page - 1) * page_size)
     count = sa.select(sa.func.count()).select_from(rt.table).where(condition)
     return page, count, request.page, page_size
 
 
-def query_context(principal: Principal, timezone: str = "UTC") -> QueryContext:
-    return QueryContext(principal=principal, now=utcnow(), tz=ZoneInfo(timezone))
+def query_context(principal: Principal, timezone: str = "UTC",
+                  unreadable: frozenset[str] = frozenset()) -> QueryContext:
+    return QueryContext(principal=principal, now=utcnow(), tz=ZoneInfo(timezone), unreadable=unreadable)
 
 
 def list_records(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
-                 request: ListRequest, timezone: str = "UTC",
-                 scope: sa.ColumnElement[bool] | None = None) -> dict[str, Any]:
-    """`{"items", "total", "page", "page_size"}` for a list request."""
-    from .records import add_titles, dump_row
+                 request: ListRequest, timezone: str = "UTC") -> dict[str, Any]:
+    """`{"items", "total", "page", "page_size"}` for a list request, within the
+    principal's read scope and without the fields they may not see."""
+    from .records import add_titles, dump_row, present, require_access
 
     rt = catalog.get(entity)
+    access = require_access(catalog, principal, rt, "read")
     view = find_view(catalog, rt, request.view) if request.view else None
-    page, count, page_no, page_size = build_list_query(rt, view, request, query_context(principal, timezone), scope)
+    scope = scope_clause(rt.table, rt.entity, principal, access, "read")
+    ctx = query_context(principal, timezone, access.unreadable)
+    page, count, page_no, page_size = build_list_query(rt, view, request, ctx, scope)
     rows = conn.execute(page).mappings().all()
     total = conn.execute(count).scalar_one()
-    items = [dump_row(rt, r) for r in rows]
+    items = [present(dump_row(rt, r), access) for r in rows]
     if request.expand:
-        add_titles(conn, catalog, rt, items, request.expand)
+        add_titles(conn, catalog, rt, items, request.expand, principal)
     return {"items": items, "total": total, "page": page_no, "page_size": page_size}

@@ -22,11 +22,12 @@ from metacrm.metadata.expressions import ExpressionError, compile_expression
 from metacrm.metadata.model import Field
 
 from . import systables
+from .access import Access, access_for, mask, scope_clause
 from .catalog import Catalog, EntityRuntime
 from .clock import utcnow
 from .coercion import MAX_ID, loader_for, to_column_value, to_python
 from .compiler import location_columns, reference_columns
-from .errors import BadRequest, Conflict, NotFound, ValidationFailed
+from .errors import PermissionDenied, BadRequest, Conflict, NotFound, ValidationFailed
 from .history import jsonable, read_history, record_changes
 from .naming import next_number
 from .principal import Principal
@@ -81,10 +82,15 @@ def dump_row(rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fetch(conn: sa.Connection, rt: EntityRuntime, record_id: int, lock: bool = False) -> Mapping[str, Any]:
+def _fetch(conn: sa.Connection, rt: EntityRuntime, record_id: int, lock: bool = False,
+           scope: sa.ColumnElement[bool] | None = None) -> Mapping[str, Any]:
+    """One row by id — within `scope`, so a record the caller may not see is simply not
+    found (404), never "forbidden", which would confirm that it exists."""
     if not 1 <= record_id <= MAX_ID:  # can't exist; PostgreSQL would fail comparing it to an INTEGER
         raise NotFound(f"No {rt.name} with id {record_id}.")
     stmt = sa.select(rt.table).where(rt.table.c.id == record_id)
+    if scope is not None:
+        stmt = stmt.where(scope)
     if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).mappings().first()
@@ -98,35 +104,88 @@ def _children(conn: sa.Connection, child: EntityRuntime, parent_id: int) -> list
     return list(conn.execute(sa.select(t).where(t.c.parent_id == parent_id).order_by(t.c.idx, t.c.id)).mappings())
 
 
+# ------------------------------------------------------------------ permissions
+
+def _row_for(conn: sa.Connection, rt: EntityRuntime, principal: Principal, access: Access, action: str,
+             record_id: int) -> Mapping[str, Any]:
+    """The row `action` is about: 404 outside the read scope, 403 inside it but outside
+    the action's own scope (a rep may read a teammate's customer but not change it)."""
+    row = _fetch(conn, rt, record_id, lock=True,
+                 scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
+    own = scope_clause(rt.table, rt.entity, principal, access, action)
+    if own is not None and conn.execute(
+            sa.select(rt.table.c.id).where(rt.table.c.id == record_id, own)).first() is None:
+        raise PermissionDenied(f"You may see this {rt.entity.label.get(principal.language)} "
+                               f"but not {action} it.")
+    return row
+
+
+def require_access(catalog: Catalog, principal: Principal, rt: EntityRuntime, action: str) -> Access:
+    """The principal's rights on the entity; 403 when no role grants `action` at all."""
+    access = access_for(catalog.mset, principal, rt.entity)
+    if not access.allows(action):
+        raise PermissionDenied(f"You may not {action} {rt.entity.label.get(principal.language)} records.")
+    return access
+
+
+def present(record: dict[str, Any], access: Access,
+            children: Mapping[str, Access] | None = None) -> dict[str, Any]:
+    """A record as the principal may see it: hidden fields gone, masked ones masked."""
+    for name in access.hidden:
+        record.pop(name, None)
+    for name in access.masked:
+        if name in record:
+            record[name] = mask(record[name])
+    for name, child_access in (children or {}).items():
+        if isinstance(record.get(name), list):
+            record[name] = [present(r, child_access) for r in record[name]]
+    return record
+
+
+def _child_access(catalog: Catalog, principal: Principal, rt: EntityRuntime) -> dict[str, Access]:
+    return {name: access_for(catalog.mset, principal, child.entity) for name, child in rt.children.items()}
+
+
+def _read_record(conn: sa.Connection, rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
+    record = dump_row(rt, row)
+    for name, child in rt.children.items():
+        record[name] = [dump_row(child, r) for r in _children(conn, child, row["id"])]
+    return record
+
+
 def get_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
                expand: Iterable[str] = ()) -> dict[str, Any]:
     rt = catalog.get(entity)
-    row = _fetch(conn, rt, record_id)
-    record = dump_row(rt, row)
-    for name, child in rt.children.items():
-        record[name] = [dump_row(child, r) for r in _children(conn, child, record_id)]
+    access = require_access(catalog, principal, rt, "read")
+    row = _fetch(conn, rt, record_id, scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
+    record = present(_read_record(conn, rt, row), access, _child_access(catalog, principal, rt))
     if expand:
-        add_titles(conn, catalog, rt, [record], expand)
+        add_titles(conn, catalog, rt, [record], expand, principal)
     return record
 
 
 # ------------------------------------------------------------------ titles (expand=)
 
 def add_titles(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, records: list[dict[str, Any]],
-               expand: Iterable[str]) -> None:
-    """Add `<field>__title` beside each lookup/user/department value named in `expand`."""
+               expand: Iterable[str], principal: Principal) -> None:
+    """Add `<field>__title` beside each lookup/user/department value named in `expand`.
+
+    A lookup's title is shown only when the principal may read the target record, so
+    expanding can't reveal the name of a customer outside their scope."""
+    unreadable = access_for(catalog.mset, principal, rt.entity).unreadable
     for name in expand:
         f = rt.entity.field(name)
-        if f is None or f.archived or not (f.type in ("lookup", "user", "department") or
-                                           name in ("owner", "created_by", "updated_by", "department")):
+        if f is None or f.archived or name in unreadable or not (
+                f.type in ("lookup", "user", "department") or
+                name in ("owner", "created_by", "updated_by", "department")):
             raise BadRequest(f"Can't expand '{name}': not a lookup field of {rt.name}.")
         ids = {r[name] for r in records if r.get(name) is not None}
-        titles = _titles(conn, catalog, f, ids)
+        titles = _titles(conn, catalog, f, ids, principal)
         for r in records:
             r[f"{name}__title"] = titles.get(r.get(name))
 
 
-def _titles(conn: sa.Connection, catalog: Catalog, f: Field, ids: set[int]) -> dict[int, str]:
+def _titles(conn: sa.Connection, catalog: Catalog, f: Field, ids: set[int], principal: Principal) -> dict[int, str]:
     if not ids:
         return {}
     kind = f.type if not f.system else ("department" if f.name == "department" else "user")
@@ -138,9 +197,16 @@ def _titles(conn: sa.Connection, catalog: Catalog, f: Field, ids: set[int]) -> d
         rows = conn.execute(sa.select(t.c.id, t.c.name).where(t.c.id.in_(ids)))
     else:
         target = catalog.entities[f.target or ""]
+        target_access = access_for(catalog.mset, principal, target.entity)
+        if not target_access.allows("read"):
+            return {}
         title = target.entity.title_field
+        if title in target_access.unreadable:
+            title = "id"
         col = target.table.c[title] if title in target.table.c else target.table.c.id
-        rows = conn.execute(sa.select(target.table.c.id, col).where(target.table.c.id.in_(ids)))
+        stmt = sa.select(target.table.c.id, col).where(target.table.c.id.in_(ids))
+        scope = scope_clause(target.table, target.entity, principal, target_access, "read")
+        rows = conn.execute(stmt if scope is None else stmt.where(scope))
     return {r[0]: None if r[1] is None else str(r[1]) for r in rows}
 
 
@@ -205,6 +271,55 @@ def _default_value(field: Field, principal: Principal, now: dt.datetime) -> Any:
         return loader_for(field).deserialize(default)
     except MMValidationError:
         return None
+
+
+def _check_field_rights(rt: EntityRuntime, access: Access, payload: Any, current: Mapping[str, Any] | None,
+                        child_access: Mapping[str, Access], current_children: Mapping[str, list[Mapping[str, Any]]],
+                        prefix: str = "") -> dict[str, list[str]]:
+    """Fields the principal's roles make read-only (or hidden/masked) that the payload
+    would change. Sending back the value read — masked as it was shown — is no change."""
+    refused: dict[str, list[str]] = {}
+    if not isinstance(payload, Mapping):
+        return refused
+    for key in access.readonly & set(payload):
+        f = rt.entity.active_field(key)
+        if f is None:
+            continue
+        value = payload[key]
+        shown = mask(jsonable((current or {}).get(key))) if key in access.masked else None
+        if not _unchanged(f, current, value) and not (shown is not None and value == shown):
+            refused[f"{prefix}{key}"] = ["You may not change this field."]
+    for name, rows in ((k, v) for k, v in payload.items() if k in rt.children and isinstance(v, list)):
+        child = rt.children[name]
+        existing = {r["id"]: python_record(child, r) for r in current_children.get(name, [])}
+        for i, row in enumerate(rows):
+            rid = row.get("id") if isinstance(row, Mapping) else None
+            before = existing.get(rid) if isinstance(rid, int) else None
+            refused.update(_check_field_rights(child, child_access.get(name, access), row, before, {}, {},
+                                               prefix=f"{prefix}{name}[{i}]."))
+    return refused
+
+
+def _without_masked_echoes(rt: EntityRuntime, access: Access, payload: Mapping[str, Any],
+                           current: Mapping[str, Any] | None, child_access: Mapping[str, Access],
+                           current_children: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, Any]:
+    """The payload without masked fields sent back exactly as they were shown
+    (138****1234): a client saving the record it read means "unchanged", and the mask is
+    neither a valid value nor one to store. Child rows are cleaned the same way."""
+    out = dict(payload)
+    for key in access.masked & set(payload):
+        if current is not None and payload[key] is not None and \
+                payload[key] == mask(jsonable(current.get(key))):
+            del out[key]
+    for name in (k for k in payload if k in rt.children and isinstance(payload[k], list)):
+        child = rt.children[name]
+        existing = {r["id"]: python_record(child, r) for r in current_children.get(name, [])}
+        out[name] = [
+            _without_masked_echoes(child, child_access.get(name, access), row,
+                                   existing.get(row.get("id")) if isinstance(row.get("id"), int) else None, {}, {})
+            if isinstance(row, Mapping) else row
+            for row in payload[name]]
+    return out
 
 
 def _check_payload_keys(rt: EntityRuntime, payload: Mapping[str, Any], current: Mapping[str, Any] | None,
@@ -509,6 +624,14 @@ def _children_snapshot(rows: list[dict[str, Any]], child: EntityRuntime) -> list
 def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
                   payload: Any) -> dict[str, Any]:
     rt = catalog.get(entity)
+    access = require_access(catalog, principal, rt, "create")
+    child_access = _child_access(catalog, principal, rt)
+    refused = _check_field_rights(rt, access, payload, None, child_access, {})
+    if isinstance(payload, Mapping) and payload.get("owner") not in (None, principal.user_id) \
+            and not access.allows("transfer"):
+        refused["owner"] = ["You may not create records for another owner."]
+    if refused:
+        raise PermissionDenied("You may not set some of these fields.", refused)
     now = utcnow()
     errors = _Errors()
     values, children = _prepare(conn, catalog, rt, principal, payload, None, {}, now, errors)
@@ -529,10 +652,7 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
         _write_children(conn, rt, record_id, children, principal, now, {})
     record_changes(conn, rt.name, record_id, principal.user_id, now, "create", [(None, None, None)])
     # The inserted row comes back from RETURNING; only child rows need reading again.
-    record = dump_row(rt, row)
-    for name, child in rt.children.items():
-        record[name] = [dump_row(child, r) for r in _children(conn, child, record_id)]
-    return record
+    return present(_read_record(conn, rt, row), access, child_access)
 
 
 def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
@@ -546,13 +666,24 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
                                {"version": ["Missing data for required field."]})
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValidationFailed("version must be an integer.", {"version": ["Not a valid integer."]})
-    row = _fetch(conn, rt, record_id, lock=True)
+    access = require_access(catalog, principal, rt, "update")
+    row = _row_for(conn, rt, principal, access, "update", record_id)
+    child_access = _child_access(catalog, principal, rt)
+    existing_children = {name: _children(conn, child, record_id) for name, child in rt.children.items()}
+    refused = _check_field_rights(rt, access, payload, python_record(rt, row), child_access, existing_children)
+    if rt.entity.ownership and "owner" in payload and payload["owner"] != row["owner"]:
+        can_transfer = scope_clause(rt.table, rt.entity, principal, access, "transfer")
+        if not access.allows("transfer") or (can_transfer is not None and conn.execute(
+                sa.select(rt.table.c.id).where(rt.table.c.id == record_id, can_transfer)).first() is None):
+            refused["owner"] = ["You may not transfer this record."]
+    if refused:
+        raise PermissionDenied("You may not change some of these fields.", refused)
+    payload = _without_masked_echoes(rt, access, payload, python_record(rt, row), child_access, existing_children)
     if row["version"] != version:
         raise Conflict(f"This {rt.name} was changed by someone else (version {row['version']}, "
                        f"yours {version}). Reload it and apply your change again.",
                        current_version=row["version"])
     now = utcnow()
-    existing_children = {name: _children(conn, child, record_id) for name, child in rt.children.items()}
     errors = _Errors()
     values, children = _prepare(conn, catalog, rt, principal, payload, row, existing_children, now, errors)
     before = python_record(rt, row)
@@ -581,7 +712,7 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
         if rt.entity.ownership and before.get(key) != values.get(key):
             changes.append((key, before.get(key), values.get(key)))
     if not changes:
-        return get_record(conn, catalog, principal, entity, record_id)
+        return present(_read_record(conn, rt, _fetch(conn, rt, record_id)), access, child_access)
 
     cols = _columns(rt, values)
     t = rt.table
@@ -594,13 +725,14 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
             _write_children(conn, rt, record_id, {k: v for k, v in children.items() if k in payload},
                             principal, now, existing_children)
     record_changes(conn, rt.name, record_id, principal.user_id, now, "update", changes)
-    return get_record(conn, catalog, principal, entity, record_id)
+    return present(_read_record(conn, rt, _fetch(conn, rt, record_id)), access, child_access)
 
 
 def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
                   version: int | None = None) -> None:
     rt = catalog.get(entity)
-    row = _fetch(conn, rt, record_id, lock=True)
+    access = require_access(catalog, principal, rt, "delete")
+    row = _row_for(conn, rt, principal, access, "delete", record_id)
     if version is not None and row["version"] != version:
         raise Conflict(f"This {rt.name} was changed by someone else (version {row['version']}).",
                        current_version=row["version"])
@@ -616,8 +748,17 @@ def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
 
 def record_history(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
                    record_id: int) -> list[dict[str, Any]]:
+    """A record's field history, as much of it as the principal may read."""
     rt = catalog.get(entity)
-    _fetch(conn, rt, record_id)
+    access = require_access(catalog, principal, rt, "read")
+    _fetch(conn, rt, record_id, scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
     archived = frozenset(f.name for f in rt.entity.fields if f.archived)
-    return read_history(conn, rt.name, record_id, hidden=archived)
+    items = read_history(conn, rt.name, record_id, hidden=archived | access.hidden)
+    for item in items:
+        if item["field"] in access.masked:
+            item["old"], item["new"] = mask(item["old"]), mask(item["new"])
+        for key in ("old", "new"):  # whole-record snapshots (create/delete entries)
+            if item["field"] is None and isinstance(item[key], dict):
+                item[key] = present(dict(item[key]), access)
+    return items
 

@@ -119,3 +119,23 @@ audit_log = sa.Table(
     sa.Column("target", sa.String(200)),
     sa.Column("detail", sa.JSON),
 )
+
+team_members = sa.Table(
+    "mc_team_members", metadata,
+    sa.Column("entity", sa.String(63), primary_key=True),
+    sa.Column("record_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("access", sa.String(8), nullable=False),  # "read" | "write"
+    sa.Column("added_by", sa.Integer, sa.ForeignKey("mc_users.id")),
+    sa.Column("added_at", TS, nullable=False),
+    sa.Index("ix_mc_team_members_user", "user_id", "entity"),
+)
+
+login_failures = sa.Table(
+    "mc_login_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(150), nullable=False),
+    sa.Column("remote_addr", sa.String(64)),
+    sa.Column("at", TS, nullable=False),
+    sa.Index("ix_mc_login_failures_username_at", "username", "at"),
+)

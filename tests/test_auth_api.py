@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from metacrm.runtime import accounts, systables
 
-from .support import ADMIN, entity
+from .support import role, ADMIN, entity
 
 NOTE = entity("note", {"name": "text", "type": "text"}, ownership=True)
 REP = ("rep", "rep-pass-123")
@@ -22,9 +22,9 @@ def _unauthorized(r: Any) -> None:
 
 
 def _app_with_rep(make_app: Any, engine_of: Any) -> tuple[Any, int]:
-    app = make_app([NOTE])
+    app = make_app([NOTE, role("writer", NOTE["name"])])
     with engine_of(app).begin() as conn:
-        rep = accounts.create_user(conn, REP[0], REP[1], display_name="Rep", language="zh")
+        rep = accounts.create_user(conn, REP[0], REP[1], display_name="Rep", language="zh", roles=("writer",))
     return app, rep.id
 
 

@@ -16,7 +16,7 @@ from metacrm.runtime.principal import Principal
 from metacrm.runtime.records import create_record
 from metacrm.runtime.web.context import EXTENSION
 
-from .support import entity
+from .support import role, entity
 
 PG = bool(os.environ.get("METACRM_TEST_DATABASE_URL"))
 
@@ -236,12 +236,14 @@ def test_expand_adds_titles_of_lookups_and_owner(make_app, client_of):
 
 def test_expand_titles_users_and_departments(make_app, client_of, engine_of):
     app = make_app([entity("task", {"name": "title", "type": "text"}, {"name": "assignee", "type": "user"},
-                          {"name": "team", "type": "department", "default": "$my_department"}, ownership=True)])
+                          {"name": "team", "type": "department", "default": "$my_department"}, ownership=True),
+                   role("writer", "task")])
     engine = engine_of(app)
     with engine.begin() as conn:
         team = conn.execute(systables.departments.insert().values(name="East", created_at=utcnow())
                             .returning(systables.departments.c.id)).scalar_one()
-        accounts.create_user(conn, "rep", "rep-pass-123", display_name="Rep Li", department_id=team)
+        accounts.create_user(conn, "rep", "rep-pass-123", display_name="Rep Li", department_id=team,
+                             roles=("writer",))
     c = client_of(app, "rep", "rep-pass-123")
     me = c.get("/api/v1/auth/me").get_json()["user"]["id"]
     rec = c.post("/api/v1/records/task", json={"title": "t", "assignee": me}).get_json()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from metacrm.runtime import accounts, clock, systables
 
-from .support import entity
+from .support import role, entity
 
 FROZEN = dt.datetime(2026, 3, 14, 9, 30, tzinfo=dt.timezone.utc)
 
@@ -294,11 +294,11 @@ def test_static_me_and_today_defaults_fill_missing_fields(make_app, client_of, f
 
 
 def test_owner_and_department_default_to_the_creator(make_app, client_of, engine_of):
-    app = make_app([entity("note", {"name": "text", "type": "text"}, ownership=True)])
+    app = make_app([entity("note", {"name": "text", "type": "text"}, ownership=True), role("writer", "note")])
     engine = engine_of(app)
     team = _department(engine)
     with engine.begin() as conn:
-        accounts.create_user(conn, "rep", "rep-pass-123", department_id=team)
+        accounts.create_user(conn, "rep", "rep-pass-123", department_id=team, roles=("writer",))
     c = client_of(app, "rep", "rep-pass-123")
     me = _admin_id(c)
     rec = c.post("/api/v1/records/note", json={"text": "hi"}).get_json()

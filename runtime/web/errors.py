@@ -27,7 +27,8 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Any:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Any:
-        return jsonify(exc.to_dict()), exc.status
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else {}
+        return jsonify(exc.to_dict()), exc.status, headers
 
     @app.errorhandler(MetadataInvalid)
     def _metadata_invalid(exc: MetadataInvalid) -> Any:
