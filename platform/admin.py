@@ -1,6 +1,13 @@
 """Organisation administration API (`/api/v1/admin/...`, admins only): departments,
 users (create, edit, reset password, deactivate/activate, transfer records), roles (role
-metadata in the instance layer, published at once) and the audit log."""
+metadata in the instance layer, published at once) and the audit log.
+
+A role edit is stored as an override in the instance layer, so a template upgrade still
+reaches the parts of the role the admin didn't touch. A PATCH is a JSON merge patch
+(RFC 7396): objects merge, and `null` removes a key (lifting a field's `hidden`, say).
+Layers can't remove a key another layer sets, so a patch with a `null` stores the whole
+resulting role instead, replacing the template's definition of it.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -14,10 +21,11 @@ from metacrm.metadata.layers import merge_values
 from metacrm.metadata.model import thaw
 from metacrm.runtime import people
 from metacrm.runtime.db import schema_transaction
-from metacrm.runtime.errors import BadRequest, Conflict, NotFound, PermissionDenied
+from metacrm.runtime.errors import BadRequest, Conflict, NotFound, PermissionDenied, ValidationFailed
 from metacrm.runtime.metastore import instance_documents, publish_pending, set_instance_layer
 from metacrm.runtime.principal import Principal
 from metacrm.runtime.systables import user_roles
+from metacrm.runtime.web.api import request_json
 from metacrm.runtime.web.context import require_principal, runtime
 
 bp = Blueprint("metacrm_admin", __name__, url_prefix="/api/v1/admin")
@@ -31,7 +39,9 @@ def _admin() -> Principal:
 
 
 def _body() -> Any:
-    body = request.get_json(silent=True)
+    # request_json, not request.get_json: it also refuses bodies nested too deep to parse
+    # and unpaired surrogates, which would otherwise be 500s.
+    body = request_json()
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
     return body
@@ -168,15 +178,55 @@ def _save_roles(by: Principal, change: Any) -> Any:
     return rt.catalog().mset.roles
 
 
+def _is_role(doc: dict[str, Any], name: str) -> bool:
+    return doc.get("kind") == "role" and doc.get("name") == name
+
+
+def _removal(name: str) -> dict[str, Any]:
+    """The instance-layer marker dropping the role as layers below define it."""
+    return {"kind": "role", "name": name, "$remove": True}
+
+
+def _check_role_body(body: dict[str, Any]) -> None:
+    markers = sorted(k for k in body if k.startswith("$"))
+    if markers:
+        raise ValidationFailed("Layer markers can't be sent.", {k: ["Unknown field."] for k in markers})
+
+
+def _has_null(value: Any) -> bool:
+    return value is None or (isinstance(value, dict) and any(_has_null(v) for v in value.values()))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, `null` removes a key, anything else replaces.
+    A plain-string label patched with one language keeps the string for the other."""
+    if not isinstance(patch, dict):
+        return patch
+    if isinstance(target, str) and patch and set(patch) <= {"en", "zh"}:
+        target = {"en": target, "zh": target}
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
 @bp.post("/roles")
 def create_role() -> Any:
     by = _admin()
     body = _body()
     name = body.get("name")
+    if not isinstance(name, str):
+        raise ValidationFailed("A role needs a name.", {"name": ["Required; a string."]})
+    _check_role_body(body)
     if name in runtime().catalog().mset.roles:
         raise Conflict(f"A role named '{name}' exists already.")
     doc = {"kind": "role", **{k: v for k, v in body.items() if k != "kind"}}
-    roles = _save_roles(by, lambda docs: docs + [doc])
+    # The marker first: a role deleted earlier (its template definition removed) comes
+    # back as defined now, not merged over the old one.
+    roles = _save_roles(by, lambda docs: [d for d in docs if not _is_role(d, name)] + [_removal(name), doc])
     with runtime().engine.begin() as conn:
         people.audit(conn, by, "role.create", f"role:{name}", {"role": doc})
     return jsonify(thaw(roles[name].spec)), 201
@@ -186,13 +236,20 @@ def create_role() -> Any:
 def update_role(name: str) -> Any:
     by = _admin()
     body = _body()
-    if name not in runtime().catalog().mset.roles:
+    current = runtime().catalog().mset.roles.get(name)
+    if current is None:
         raise NotFound(f"No role named '{name}'.")
+    _check_role_body(body)
+    if body.get("name", name) != name:
+        raise ValidationFailed("A role can't be renamed.", {"name": ["Create a new role instead."]})
     patch = {k: v for k, v in body.items() if k not in ("kind", "name")}
 
     def change(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if _has_null(patch):
+            whole = merge_patch(thaw(current.spec), patch)
+            return [d for d in docs if not _is_role(d, name)] + [_removal(name), whole]
         for i, d in enumerate(docs):
-            if d.get("kind") == "role" and d.get("name") == name:
+            if _is_role(d, name) and not d.get("$remove"):
                 docs[i] = merge_values(d, patch)
                 return docs
         return docs + [{"kind": "role", "name": name, **patch}]

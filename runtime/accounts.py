@@ -22,6 +22,7 @@ from .org import load_org
 from .principal import Principal
 
 TOKEN_PREFIX = "mcrm_"
+TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)
 MIN_PASSWORD = 8
 
 
@@ -149,12 +150,17 @@ def account_for_token(conn: sa.Connection, token: str) -> Account | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     t, u = systables.api_tokens, systables.users
-    row = conn.execute(sa.select(t.c.id, t.c.user_id).select_from(t.join(u, u.c.id == t.c.user_id))
+    row = conn.execute(sa.select(t.c.id, t.c.user_id, t.c.last_used_at)
+                       .select_from(t.join(u, u.c.id == t.c.user_id))
                        .where(t.c.token_hash == _hash_token(token), t.c.revoked_at.is_(None),
                               u.c.active.is_(True))).first()
     if row is None:
         return None
-    conn.execute(t.update().where(t.c.id == row.id).values(last_used_at=utcnow()))
+    now = utcnow()
+    # "Last used" to the minute is enough; writing it on every request would make every
+    # API read a write (a commit on PostgreSQL, the write lock on SQLite).
+    if row.last_used_at is None or now - utc(row.last_used_at) > TOKEN_TOUCH_INTERVAL:
+        conn.execute(t.update().where(t.c.id == row.id).values(last_used_at=now))
     return get_account(conn, row.user_id)
 
 

@@ -22,49 +22,64 @@ class OrgChart:
     parent_of: dict[int, int | None] = field(default_factory=dict)
     head_of: dict[int, int | None] = field(default_factory=dict)
 
-    def child_departments(self, department_id: int) -> frozenset[int]:
-        """A department and every department below it."""
+    def _children(self) -> dict[int | None, list[int]]:
         children: dict[int | None, list[int]] = defaultdict(list)
         for dept, parent in self.parent_of.items():
             children[parent].append(dept)
-        out: set[int] = set()
+        return children
+
+    def child_departments(self, department_id: int) -> frozenset[int]:
+        """A department and every department below it."""
+        return frozenset(self._subtree(department_id, self._children(), set()))
+
+    @staticmethod
+    def _subtree(department_id: int, children: dict[int | None, list[int]], seen: set[int]) -> list[int]:
+        """The departments from `department_id` down that are not in `seen` yet (added to it)."""
+        out: list[int] = []
         stack = [department_id]
         while stack:
             d = stack.pop()
-            if d in out:
+            if d in seen:
                 continue
-            out.add(d)
+            seen.add(d)
+            out.append(d)
             stack += children.get(d, [])
-        return frozenset(out)
+        return out
 
     def subordinates(self, user_id: int) -> frozenset[int]:
         """Everyone below a user: their reports (transitively), and everyone in the
-        departments they head and those departments' children (and their reports)."""
+        departments they head and those departments' children (and their reports).
+
+        Computed on every request (principal_for), so each person and each department is
+        visited once: index the reports, members and headships first, then walk."""
         reports: dict[int | None, list[int]] = defaultdict(list)
         for user, manager in self.manager_of.items():
             reports[manager].append(user)
         members: dict[int | None, list[int]] = defaultdict(list)
         for user, dept in self.department_of.items():
             members[dept].append(user)
+        headed: dict[int, list[int]] = defaultdict(list)
+        for dept, head in self.head_of.items():
+            if head is not None:
+                headed[head].append(dept)
+        children = self._children()
         out: set[int] = set()
+        walked: set[int] = set()
+        departments_seen: set[int] = set()
         stack = [user_id]
-        seen_heads: set[int] = set()
         while stack:
             u = stack.pop()
-            for r in reports.get(u, []):
-                if r not in out and r != user_id:
+            if u in walked:
+                continue
+            walked.add(u)
+            below = list(reports.get(u, []))
+            for dept in headed.get(u, []):
+                for d in self._subtree(dept, children, departments_seen):
+                    below += members.get(d, [])
+            for r in below:
+                if r != user_id and r not in out:
                     out.add(r)
                     stack.append(r)
-            if u in seen_heads:
-                continue
-            seen_heads.add(u)
-            for dept, head in self.head_of.items():
-                if head == u:
-                    for d in self.child_departments(dept):
-                        for m in members.get(d, []):
-                            if m not in out and m != user_id:
-                                out.add(m)
-                                stack.append(m)
         return frozenset(out)
 
     def managers_up(self, user_id: int, levels: int) -> list[int]:

@@ -11,15 +11,42 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 
 from . import systables
-from .accounts import create_user, get_account, set_password
+from .accounts import Account, create_user, get_account, set_password
 from .catalog import Catalog
 from .clock import utcnow
+from .coercion import MAX_ID, utc
 from .errors import BadRequest, Conflict, NotFound, ValidationFailed
 from .history import record_changes
 from .principal import Principal
 
 USER_FIELDS = ("display_name", "email", "language", "is_admin", "department_id", "manager_id")
 LANGUAGES = ("en", "zh")
+#: The system tables' integer columns are 32-bit: a larger id can't exist, a larger position can't be stored.
+INT32 = 2**31 - 1
+
+
+def _text(value: Any, field: str, max_length: int, required: bool = True) -> str | None:
+    """A name-like string the database will take: trimmed, not empty (when required), not
+    longer than its column, without NUL or unpaired surrogates (PostgreSQL refuses both,
+    which would otherwise surface as a 500)."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValidationFailed(f"{field} must be a non-empty string.", {field: ["Required; a string."]})
+    value = value.strip()
+    if len(value) > max_length:
+        raise ValidationFailed(f"{field} is too long.", {field: [f"At most {max_length} characters."]})
+    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        raise ValidationFailed(f"{field} contains a NUL or an unpaired surrogate.",
+                               {field: ["Contains a character that can't be stored."]})
+    return value
+
+
+def _account(conn: sa.Connection, user_id: int) -> Account:
+    """The account with this id; 404 also for ids no row can have (a URL may hold any number)."""
+    if not 1 <= user_id <= MAX_ID:
+        raise NotFound(f"No user with id {user_id}.")
+    return get_account(conn, user_id)
 
 
 def audit(conn: sa.Connection, by: Principal, action: str, target: str, detail: Mapping[str, Any] | None = None) -> None:
@@ -31,7 +58,7 @@ def read_audit(conn: sa.Connection, limit: int = 200) -> list[dict[str, Any]]:
     a, u = systables.audit_log, systables.users
     rows = conn.execute(sa.select(a, u.c.display_name).select_from(a.outerjoin(u, u.c.id == a.c.by))
                         .order_by(a.c.id.desc()).limit(limit)).all()
-    return [{"id": r.id, "at": r.at.isoformat(), "by": r.by, "by_name": r.display_name, "action": r.action,
+    return [{"id": r.id, "at": utc(r.at).isoformat(), "by": r.by, "by_name": r.display_name, "action": r.action,
              "target": r.target, "detail": r.detail} for r in rows]
 
 
@@ -47,6 +74,8 @@ def list_departments(conn: sa.Connection) -> list[dict[str, Any]]:
 
 
 def get_department(conn: sa.Connection, department_id: int) -> dict[str, Any]:
+    if not 1 <= department_id <= MAX_ID:
+        raise NotFound(f"No department with id {department_id}.")
     row = conn.execute(sa.select(systables.departments).where(systables.departments.c.id == department_id)).first()
     if row is None:
         raise NotFound(f"No department with id {department_id}.")
@@ -58,7 +87,7 @@ def _check_id(conn: sa.Connection, table: sa.Table, value: Any, field: str, labe
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed(f"{field} must be an id.", {field: ["Expected an integer id."]})
-    if conn.execute(sa.select(table.c.id).where(table.c.id == value)).first() is None:
+    if not 1 <= value <= MAX_ID or conn.execute(sa.select(table.c.id).where(table.c.id == value)).first() is None:
         raise ValidationFailed(f"No {label} with id {value}.", {field: [f"No {label} with id {value}."]})
     return value
 
@@ -71,10 +100,7 @@ def _department_values(conn: sa.Connection, body: Mapping[str, Any], department_
         raise ValidationFailed("Unknown fields.", {k: ["Unknown field."] for k in sorted(unknown)})
     values: dict[str, Any] = {}
     if "name" in body or department_id is None:
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            raise ValidationFailed("A department needs a name.", {"name": ["1 to 200 characters."]})
-        values["name"] = name.strip()
+        values["name"] = _text(body.get("name"), "name", 200)
     if "parent" in body:
         parent = _check_id(conn, systables.departments, body["parent"], "parent", "department")
         if parent is not None and department_id is not None:
@@ -86,8 +112,9 @@ def _department_values(conn: sa.Connection, body: Mapping[str, Any], department_
     if "head" in body:
         values["head_id"] = _check_id(conn, systables.users, body["head"], "head", "user")
     if "position" in body:
-        if isinstance(body["position"], bool) or not isinstance(body["position"], int):
-            raise ValidationFailed("position must be an integer.", {"position": ["Expected an integer."]})
+        if isinstance(body["position"], bool) or not isinstance(body["position"], int) \
+                or not -INT32 - 1 <= body["position"] <= INT32:
+            raise ValidationFailed("position must be an integer.", {"position": ["Expected a 32-bit integer."]})
         values["position"] = body["position"]
     return values
 
@@ -130,7 +157,7 @@ def delete_department(conn: sa.Connection, by: Principal, department_id: int) ->
 
 def user_json(conn: sa.Connection, user_id: int) -> dict[str, Any]:
     u = systables.users
-    row = conn.execute(sa.select(u).where(u.c.id == user_id)).first()
+    row = conn.execute(sa.select(u).where(u.c.id == user_id)).first() if 1 <= user_id <= MAX_ID else None
     if row is None:
         raise NotFound(f"No user with id {user_id}.")
     roles = sorted(conn.execute(sa.select(systables.user_roles.c.role)
@@ -138,8 +165,8 @@ def user_json(conn: sa.Connection, user_id: int) -> dict[str, Any]:
     return {"id": row.id, "username": row.username, "display_name": row.display_name, "email": row.email,
             "language": row.language, "is_admin": row.is_admin, "active": row.active,
             "department_id": row.department_id, "manager_id": row.manager_id, "roles": roles,
-            "created_at": row.created_at.isoformat(),
-            "last_login_at": row.last_login_at.isoformat() if row.last_login_at else None}
+            "created_at": utc(row.created_at).isoformat(),
+            "last_login_at": utc(row.last_login_at).isoformat() if row.last_login_at else None}
 
 
 def list_users(conn: sa.Connection, active: bool | None = None) -> list[dict[str, Any]]:
@@ -162,13 +189,12 @@ def _roles(value: Any, known: Iterable[str]) -> list[str]:
 def _user_values(conn: sa.Connection, body: Mapping[str, Any], user_id: int | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "display_name" in body:
-        if not isinstance(body["display_name"], str) or not body["display_name"].strip():
-            raise ValidationFailed("display_name can't be empty.", {"display_name": ["Required."]})
-        values["display_name"] = body["display_name"].strip()[:200]
+        values["display_name"] = _text(body["display_name"], "display_name", 200)
     if "email" in body:
-        if body["email"] is not None and (not isinstance(body["email"], str) or "@" not in body["email"]):
+        email = _text(body["email"], "email", 254, required=False)
+        if email is not None and "@" not in email:
             raise ValidationFailed("Not a valid email address.", {"email": ["Not a valid email address."]})
-        values["email"] = body["email"]
+        values["email"] = email
     if "language" in body:
         if body["language"] not in LANGUAGES:
             raise ValidationFailed("language is en or zh.", {"language": ["Must be one of: en, zh."]})
@@ -199,7 +225,10 @@ def create_user_from(conn: sa.Connection, by: Principal, body: Mapping[str, Any]
         raise ValidationFailed("Unknown fields.", {k: ["Unknown field."] for k in sorted(unknown)})
     values = _user_values(conn, body, None)
     roles = _roles(body.get("roles", []), known_roles)
-    account = create_user(conn, str(body.get("username") or ""), str(body.get("password") or ""),
+    username = _text(body.get("username"), "username", 150)
+    if not isinstance(body.get("password"), str):
+        raise ValidationFailed("A password is required.", {"password": ["Required; a string."]})
+    account = create_user(conn, username or "", body["password"],
                           display_name=values.pop("display_name", None), roles=tuple(roles), **values)
     audit(conn, by, "user.create", f"user:{account.id}", {"username": account.username, "roles": roles,
                                                            "is_admin": account.is_admin})
@@ -224,7 +253,9 @@ def update_user(conn: sa.Connection, by: Principal, user_id: int, body: Mapping[
         if roles:
             conn.execute(ur.insert(), [{"user_id": user_id, "role": r} for r in roles])
     if "password" in body:
-        set_password(conn, user_id, str(body["password"] or ""))
+        if not isinstance(body["password"], str):
+            raise ValidationFailed("password must be a string.", {"password": ["Expected a string."]})
+        set_password(conn, user_id, body["password"])
     after = user_json(conn, user_id)
     changed = {k: {"old": before.get(k), "new": after.get(k)} for k in after if before.get(k) != after.get(k)}
     if "password" in body:
@@ -236,7 +267,7 @@ def update_user(conn: sa.Connection, by: Principal, user_id: int, body: Mapping[
 
 def set_active(conn: sa.Connection, by: Principal, user_id: int, active: bool) -> dict[str, Any]:
     """Deactivate (离职) or reactivate a user. Their records stay theirs until transferred."""
-    account = get_account(conn, user_id)
+    account = _account(conn, user_id)
     if by.user_id == user_id and not active:
         raise Conflict("You can't deactivate yourself.")
     conn.execute(systables.users.update().where(systables.users.c.id == user_id).values(active=active))
@@ -249,13 +280,15 @@ def transfer_records(conn: sa.Connection, catalog: Catalog, by: Principal, from_
                      entities: Any = None) -> dict[str, int]:
     """Hand every record a user owns (in the given entities, or all owned entities) to
     another active user, in one transaction, with a history entry per record."""
-    get_account(conn, from_user)
+    _account(conn, from_user)
     if isinstance(to_user, bool) or not isinstance(to_user, int):
         raise ValidationFailed("to_user must be a user id.", {"to_user": ["Expected an integer id."]})
-    target = get_account(conn, to_user) if conn.execute(
+    target = get_account(conn, to_user) if 1 <= to_user <= MAX_ID and conn.execute(
         sa.select(systables.users.c.id).where(systables.users.c.id == to_user)).first() else None
     if target is None or not target.active:
         raise ValidationFailed("Transfer to an active user.", {"to_user": [f"No active user with id {to_user}."]})
+    if to_user == from_user:
+        raise ValidationFailed("Transfer to another user.", {"to_user": ["The records are this user's already."]})
     owned = [e for e in catalog.mset.active_entities if e.ownership and not e.child_of]
     if entities is None:
         chosen = owned

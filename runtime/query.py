@@ -505,7 +505,7 @@ def list_records(conn: sa.Connection, catalog: Catalog, principal: Principal, en
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "read")
     view = find_view(catalog, rt, request.view) if request.view else None
-    scope = scope_clause(rt.table, rt.entity, principal, access, "read")
+    scope = scope_clause(rt.table, rt.entity, principal, access, "read", conn)
     ctx = query_context(principal, timezone, access.unreadable)
     page, count, page_no, page_size = build_list_query(rt, view, request, ctx, scope)
     rows = conn.execute(page).mappings().all()

@@ -482,34 +482,51 @@ def _formula_value(f: Field, result: Any) -> Any:
     return loader_for(f).deserialize(result)
 
 
+def _readable_scope(catalog: Catalog, principal: Principal, target: EntityRuntime) -> sa.ColumnElement[bool] | None:
+    """The rows of `target` the principal may read (None: all)."""
+    access = access_for(catalog.mset, principal, target.entity)
+    if not access.allows("read"):
+        return sa.false()
+    return scope_clause(target.table, target.entity, principal, access, "read")
+
+
 def _check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal: Principal,
                    values: Mapping[str, Any], before: Mapping[str, Any] | None, errors: _Errors,
                    prefix: str = "") -> None:
-    checks: list[tuple[str, Any, str]] = []
+    """Lookups, references, users and departments point at rows that exist — and, for
+    records, at rows the principal may read: the picker offers nothing else, and an id
+    outside the scope reads "No customer with id 7" just like a missing one, so linking
+    can't be used to probe which ids exist or to attach to records one can't see. A
+    value that isn't changed is not checked again (a link may outlive its reader's scope)."""
+    checks: list[tuple[str, Any, str, sa.ColumnElement[bool] | None]] = []
     if rt.entity.ownership:
-        checks += [("owner", systables.users, "user"), ("department", systables.departments, "department")]
+        checks += [("owner", systables.users, "user", None), ("department", systables.departments, "department", None)]
     for f in rt.entity.active_fields:
         if f.type == "lookup":
             target = catalog.entities.get(f.target or "")
-            checks.append((f.name, target.table if target else None, f.target or f.name))
+            if target is None:
+                checks.append((f.name, None, f.target or f.name, None))
+            else:
+                checks.append((f.name, target.table, f.target or f.name, _readable_scope(catalog, principal, target)))
         elif f.type == "user":
-            checks.append((f.name, systables.users, "user"))
+            checks.append((f.name, systables.users, "user", None))
         elif f.type == "department":
-            checks.append((f.name, systables.departments, "department"))
+            checks.append((f.name, systables.departments, "department", None))
         elif f.type == "reference":
             v = values.get(f.name)
             if v and (before is None or jsonable(before.get(f.name)) != jsonable(v)):
                 target = catalog.entities.get(v["entity"])
-                if target is None or not _exists(conn, target.table, v["id"]):
+                if target is None or not _exists(conn, target.table, v["id"],
+                                                 _readable_scope(catalog, principal, target)):
                     errors.add(f"{prefix}{f.name}", f"No {v['entity']} with id {v['id']}.")
     # The acting user and their department were read from the database for this very
     # request; re-checking them would cost two queries on every create.
     trusted = {"owner": principal.user_id, "department": principal.department_id}
-    for name, table, label in checks:
+    for name, table, label, scope in checks:
         v = values.get(name)
         if v is None or (before is not None and before.get(name) == v) or trusted.get(name, object()) == v:
             continue
-        if table is None or not _exists(conn, table, v):
+        if table is None or not _exists(conn, table, v, scope):
             errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
 
 
@@ -558,8 +575,10 @@ def _guarded_write(conn: sa.Connection, rt: EntityRuntime) -> Iterator[None]:
                        "linked record removed meanwhile). Reload and try again.") from None
 
 
-def _exists(conn: sa.Connection, table: sa.Table, record_id: Any) -> bool:
-    return conn.execute(sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
+def _exists(conn: sa.Connection, table: sa.Table, record_id: Any,
+            scope: sa.ColumnElement[bool] | None = None) -> bool:
+    stmt = sa.select(table.c.id).where(table.c.id == record_id)
+    return conn.execute(stmt if scope is None else stmt.where(scope)).first() is not None
 
 
 def _columns(rt: EntityRuntime, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -754,11 +773,15 @@ def record_history(conn: sa.Connection, catalog: Catalog, principal: Principal, 
     _fetch(conn, rt, record_id, scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
     archived = frozenset(f.name for f in rt.entity.fields if f.archived)
     items = read_history(conn, rt.name, record_id, hidden=archived | access.hidden)
+    children = _child_access(catalog, principal, rt)
     for item in items:
         if item["field"] in access.masked:
             item["old"], item["new"] = mask(item["old"]), mask(item["new"])
-        for key in ("old", "new"):  # whole-record snapshots (create/delete entries)
-            if item["field"] is None and isinstance(item[key], dict):
+        for key in ("old", "new"):
+            if item["field"] is None and isinstance(item[key], dict):  # whole-record snapshots (create/delete)
                 item[key] = present(dict(item[key]), access)
+            elif item["field"] in children and isinstance(item[key], list):  # a table field's rows, before/after
+                item[key] = [present(dict(r), children[item["field"]]) if isinstance(r, dict) else r
+                             for r in item[key]]
     return items
 

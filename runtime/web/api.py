@@ -15,7 +15,7 @@ from ..errors import BadRequest
 from ..query import list_records, parse_list_args
 from ..records import create_record, delete_record, get_record, record_history, update_record
 from .context import require_principal, runtime
-from .meta import entity_detail, entity_summary
+from .meta import entity_detail, entity_summary, may_use
 from .openapi import openapi_document
 
 bp = Blueprint("metacrm_api", __name__, url_prefix="/api/v1")
@@ -66,7 +66,8 @@ def openapi() -> Any:
 def meta_entities() -> Any:
     principal = require_principal()
     catalog = runtime().catalog()
-    items = [entity_summary(catalog, e, principal) for e in catalog.mset.active_entities if not e.child_of]
+    items = [entity_summary(catalog, e, principal) for e in catalog.mset.active_entities
+             if not e.child_of and may_use(catalog, e, principal)]
     return jsonify({"items": items, "version": catalog.version})
 
 

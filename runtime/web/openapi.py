@@ -2,6 +2,11 @@
 
 Each entity gets a record schema (its active fields, typed) and the list/create/read/
 update/delete/history paths, so client generators and schemathesis see the real API.
+
+The document is the caller's: entities their roles grant nothing on are left out, and so
+are the operations they may not perform and the fields hidden from them (a hidden field's
+name can say more than one would think: `blacklisted`, `cost_price`); fields their roles
+make read-only or masked are `readOnly`.
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 from metacrm.metadata.model import Entity, Field
 
+from ..access import Access, access_for
 from ..catalog import Catalog
 from ..principal import Principal
 
@@ -58,13 +64,20 @@ def field_schema(f: Field, catalog: Catalog) -> dict[str, Any]:
     return NULLABLE(schema)
 
 
-def record_schema(entity: Entity, catalog: Catalog) -> dict[str, Any]:
+def record_schema(entity: Entity, catalog: Catalog, access: Access | None = None) -> dict[str, Any]:
+    """A record's schema as `access` lets its holder see it (None: everything)."""
+    hidden = access.hidden if access is not None else frozenset()
+    readonly = access.readonly if access is not None else frozenset()
     props = {f.name: SYSTEM_SCHEMAS[f.name] | {"readOnly": f.name not in ("owner", "department")}
              for f in entity.system_fields}
     for f in entity.active_fields:
+        if f.name in hidden:
+            continue
         props[f.name] = field_schema(f, catalog)
+        if f.name in readonly:
+            props[f.name] = {**props[f.name], "readOnly": True}
     return {"type": "object", "title": entity.label.en, "properties": props,
-            "x-required": [f.name for f in entity.active_fields if f.required]}
+            "x-required": [f.name for f in entity.active_fields if f.required and f.name not in hidden]}
 
 
 def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -77,6 +90,21 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+#: Which action each operation needs (list, read and history all read).
+OPERATION_ACTIONS = {"get": "read", "post": "create", "patch": "update", "delete": "delete"}
+
+
+def _keep_allowed(paths: dict[str, Any], entity: str, access: Access) -> None:
+    """Drop the operations on `entity` that the caller's roles don't grant, and paths left empty."""
+    for path in [p for p in paths if p == f"/api/v1/records/{entity}" or p.startswith(f"/api/v1/records/{entity}/")]:
+        item = paths[path]
+        for method, action in OPERATION_ACTIONS.items():
+            if method in item and not access.allows(action):
+                del item[method]
+        if not set(item) & set(OPERATION_ACTIONS):
+            del paths[path]
+
+
 def openapi_document(catalog: Catalog, principal: Principal, server: str) -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
@@ -86,9 +114,12 @@ def openapi_document(catalog: Catalog, principal: Principal, server: str) -> dic
     }
     paths: dict[str, Any] = {}
     errors = {code: {"description": text, **_json(ERROR)} for code, text in
-              (("400", "Bad request"), ("401", "Not signed in"), ("404", "Not found"))}
+              (("400", "Bad request"), ("401", "Not signed in"), ("403", "Not allowed"), ("404", "Not found"))}
     for entity in catalog.mset.active_entities:
-        schemas[entity.name] = record_schema(entity, catalog)
+        access = access_for(catalog.mset, principal, entity)
+        if not access.unrestricted and not any(access.scopes.values()):
+            continue  # nothing granted (a child entity follows its parent)
+        schemas[entity.name] = record_schema(entity, catalog, access)
         if entity.child_of:
             continue
         ref = {"$ref": f"#/components/schemas/{entity.name}"}
@@ -131,6 +162,7 @@ def openapi_document(catalog: Catalog, principal: Principal, server: str) -> dic
                 "type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}})},
                 **errors}, tags=tag, operationId=f"history_{entity.name}"),
         }
+        _keep_allowed(paths, entity.name, access)
     return {
         "openapi": "3.1.0",
         "info": {"title": "metacrm API", "version": str(catalog.version),
