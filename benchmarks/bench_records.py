@@ -180,6 +180,28 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+
+def bulk_load(rt: Any, catalog: Any, table: sa.Table, data: list[dict[str, Any]],
+              per_year: dict[int, int]) -> None:
+    """Insert generated customers with Core in batches, keep the autonumber counters ahead
+    of the loaded codes (as if the service had numbered them), and refresh statistics."""
+    with rt.engine.begin() as conn:
+        for start in range(0, len(data), 5000):
+            conn.execute(table.insert(), data[start:start + 5000])
+        fmt = catalog.entities[ENTITY].entity.naming["autonumber"]
+        conn.execute(systables.sequences.insert(), [
+            {"key": f"{ENTITY}.code:{fmt.replace('{YYYY}', str(year))}", "value": last}
+            for year, last in per_year.items()])
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                 f"(SELECT max(id) FROM {table.name}))")
+    if rt.engine.dialect.name == "postgresql":
+        with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with rt.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+
 @dataclass
 class Setup:
     app: Any
@@ -233,23 +255,7 @@ def build_instance(url: str, instance_path: str, rows: int, seed: int) -> Setup:
     data, per_year = customer_rows(random.Random(seed), rows, now, users, admin.id)
     seconds["generate rows"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with rt.engine.begin() as conn:
-        for start in range(0, len(data), 5000):
-            conn.execute(table.insert(), data[start:start + 5000])
-        # Keep the autonumber counters ahead of the loaded codes, as if the service had numbered them.
-        fmt = catalog.entities[ENTITY].entity.naming["autonumber"]
-        conn.execute(systables.sequences.insert(), [
-            {"key": f"{ENTITY}.code:{fmt.replace('{YYYY}', str(year))}", "value": last}
-            for year, last in per_year.items()])
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                                 f"(SELECT max(id) FROM {table.name}))")
-    if rt.engine.dialect.name == "postgresql":
-        with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        with rt.engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+    bulk_load(rt, catalog, table, data, per_year)
     seconds[f"bulk insert {rows:,} rows + ANALYZE"] = time.perf_counter() - t0
     del data
     with rt.engine.connect() as conn:
