@@ -74,7 +74,7 @@ def _print_admin(result: Any) -> None:
 @click.option("--no-serve", is_flag=True, help="Load the demo data and exit.")
 def demo(host: str, port: int, no_serve: bool) -> None:
     """init, plus demo data, then serve; prints the URL and the admin login."""
-    from metacrm.runtime.demo import load_demo_data
+    from metacrm.runtime.demo import DEMO_PASSWORD, USERS, load_demo_data
 
     app = create_app()
     result = _run_init(app)
@@ -82,6 +82,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     summary = load_demo_data(rt)
     click.echo("Demo data: " + (", ".join(f"{n} {k}" for k, n in summary.items()) if summary
                                 else "already loaded"))
+    click.echo(f"Demo staff (password {DEMO_PASSWORD}): " + ", ".join(u.username for u in USERS))
     _print_admin(result)
     if not no_serve:
         click.echo(f"metacrm is running at http://{host}:{port}/  (Ctrl+C to stop)")
