@@ -23,6 +23,7 @@ from metacrm.metadata.model import Field, View
 
 from .access import scope_clause
 from .catalog import Catalog, EntityRuntime
+from .record_reads import add_titles, dump_row, present, require_access
 from .clock import utcnow
 from .coercion import MULTI_SEPARATOR, loader_for, to_column_value
 from .compiler import location_columns, reference_columns
@@ -500,8 +501,6 @@ def list_records(conn: sa.Connection, catalog: Catalog, principal: Principal, en
                  request: ListRequest, timezone: str = "UTC") -> dict[str, Any]:
     """`{"items", "total", "page", "page_size"}` for a list request, within the
     principal's read scope and without the fields they may not see."""
-    from .records import add_titles, dump_row, present, require_access
-
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "read")
     view = find_view(catalog, rt, request.view) if request.view else None

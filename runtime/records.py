@@ -8,634 +8,32 @@ A write goes: coerce (marshmallow) → merge over the stored record → defaults
 child rows → formulas → required / required_when / readonly_when → entity rules →
 lookups exist → unique values free → autonumbers → write parent and children (in a
 savepoint) → history; all in the caller's transaction.
+
+The pieces live in `record_reads.py` (reading and presenting) and `record_writes.py`
+(preparing and writing); this module holds the entry points and keeps them importable
+from here.
 """
 from __future__ import annotations
 
-import datetime as dt
-from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Mapping
 
 import sqlalchemy as sa
-from marshmallow import ValidationError as MMValidationError
 
-from metacrm.metadata.expressions import ExpressionError, compile_expression
-from metacrm.metadata.model import Field
 
-from . import systables
-from .access import Access, access_for, mask, scope_clause
-from .catalog import Catalog, EntityRuntime
+from .access import mask, scope_clause
+from .catalog import Catalog
 from .clock import utcnow
-from .coercion import MAX_ID, loader_for, to_column_value, to_python
-from .compiler import location_columns, reference_columns
-from .errors import PermissionDenied, BadRequest, Conflict, NotFound, ValidationFailed
+from .errors import PermissionDenied, BadRequest, Conflict, ValidationFailed
 from .history import jsonable, read_history, record_changes
-from .naming import next_number
 from .principal import Principal
-
-#: Keys a client may send back unchanged (they come with every read) and that are ignored.
-IGNORED_KEYS = frozenset({"id", "version", "created_at", "created_by", "updated_at", "updated_by"})
-REQUIRED = "Missing data for required field."
-#: Field types whose value the server computes (no default applies).
-SERVER_COMPUTED = frozenset({"table", "formula", "autonumber"})
-
-
-# ------------------------------------------------------------------ reading rows
-
-def _stored_value(field: Field, row: Mapping[str, Any]) -> Any:
-    """The Python value of a field from a row (reference/location gather their columns)."""
-    if field.type == "reference":
-        ent, rid = reference_columns(field.name)
-        return {"entity": row[ent], "id": row[rid]} if row.get(rid) is not None else None
-    if field.type == "location":
-        lat, lng, addr = location_columns(field.name)
-        if row.get(lat) is None and row.get(addr) is None:
-            return None
-        return {"lat": row[lat], "lng": row[lng], "address": row[addr]}
-    return to_python(field, row.get(field.name))
-
-
-def python_record(rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored row as Python values keyed by field name (what expressions see)."""
-    out = {f.name: row.get(f.name) for f in rt.entity.system_fields}
-    for f in rt.entity.active_fields:
-        if f.type != "table":
-            out[f.name] = _stored_value(f, row)
-    return out
-
-
-def dump_row(rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored row as the API's flat JSON object."""
-    out: dict[str, Any] = {}
-    for name, dumper in rt.output:
-        value = row[name]
-        out[name] = dumper(value) if dumper is not None else value
-    for f in rt.entity.active_fields:
-        if f.type == "reference":
-            v = _stored_value(f, row)
-            out[f.name] = v
-        elif f.type == "location":
-            v = _stored_value(f, row)
-            out[f.name] = None if v is None else {
-                "lat": float(v["lat"]) if v["lat"] is not None else None,
-                "lng": float(v["lng"]) if v["lng"] is not None else None,
-                "address": v["address"]}
-    return out
-
-
-def _fetch(conn: sa.Connection, rt: EntityRuntime, record_id: int, lock: bool = False,
-           scope: sa.ColumnElement[bool] | None = None) -> Mapping[str, Any]:
-    """One row by id — within `scope`, so a record the caller may not see is simply not
-    found (404), never "forbidden", which would confirm that it exists."""
-    if not 1 <= record_id <= MAX_ID:  # can't exist; PostgreSQL would fail comparing it to an INTEGER
-        raise NotFound(f"No {rt.name} with id {record_id}.")
-    stmt = sa.select(rt.table).where(rt.table.c.id == record_id)
-    if scope is not None:
-        stmt = stmt.where(scope)
-    if lock and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().first()
-    if row is None:
-        raise NotFound(f"No {rt.name} with id {record_id}.")
-    return row
-
-
-def _children(conn: sa.Connection, child: EntityRuntime, parent_id: int) -> list[Mapping[str, Any]]:
-    t = child.table
-    return list(conn.execute(sa.select(t).where(t.c.parent_id == parent_id).order_by(t.c.idx, t.c.id)).mappings())
-
-
-# ------------------------------------------------------------------ permissions
-
-def _row_for(conn: sa.Connection, rt: EntityRuntime, principal: Principal, access: Access, action: str,
-             record_id: int) -> Mapping[str, Any]:
-    """The row `action` is about: 404 outside the read scope, 403 inside it but outside
-    the action's own scope (a rep may read a teammate's customer but not change it)."""
-    row = _fetch(conn, rt, record_id, lock=True,
-                 scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
-    own = scope_clause(rt.table, rt.entity, principal, access, action)
-    if own is not None and conn.execute(
-            sa.select(rt.table.c.id).where(rt.table.c.id == record_id, own)).first() is None:
-        raise PermissionDenied(f"You may see this {rt.entity.label.get(principal.language)} "
-                               f"but not {action} it.")
-    return row
-
-
-def require_access(catalog: Catalog, principal: Principal, rt: EntityRuntime, action: str) -> Access:
-    """The principal's rights on the entity; 403 when no role grants `action` at all."""
-    access = access_for(catalog.mset, principal, rt.entity)
-    if not access.allows(action):
-        raise PermissionDenied(f"You may not {action} {rt.entity.label.get(principal.language)} records.")
-    return access
-
-
-def present(record: dict[str, Any], access: Access,
-            children: Mapping[str, Access] | None = None) -> dict[str, Any]:
-    """A record as the principal may see it: hidden fields gone, masked ones masked."""
-    for name in access.hidden:
-        record.pop(name, None)
-    for name in access.masked:
-        if name in record:
-            record[name] = mask(record[name])
-    for name, child_access in (children or {}).items():
-        if isinstance(record.get(name), list):
-            record[name] = [present(r, child_access) for r in record[name]]
-    return record
-
-
-def _child_access(catalog: Catalog, principal: Principal, rt: EntityRuntime) -> dict[str, Access]:
-    return {name: access_for(catalog.mset, principal, child.entity) for name, child in rt.children.items()}
-
-
-def _read_record(conn: sa.Connection, rt: EntityRuntime, row: Mapping[str, Any]) -> dict[str, Any]:
-    record = dump_row(rt, row)
-    for name, child in rt.children.items():
-        record[name] = [dump_row(child, r) for r in _children(conn, child, row["id"])]
-    return record
-
-
-def get_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
-               expand: Iterable[str] = ()) -> dict[str, Any]:
-    rt = catalog.get(entity)
-    access = require_access(catalog, principal, rt, "read")
-    row = _fetch(conn, rt, record_id, scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
-    record = present(_read_record(conn, rt, row), access, _child_access(catalog, principal, rt))
-    if expand:
-        add_titles(conn, catalog, rt, [record], expand, principal)
-    return record
-
-
-# ------------------------------------------------------------------ titles (expand=)
-
-def add_titles(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, records: list[dict[str, Any]],
-               expand: Iterable[str], principal: Principal) -> None:
-    """Add `<field>__title` beside each lookup/user/department value named in `expand`.
-
-    A lookup's title is shown only when the principal may read the target record, so
-    expanding can't reveal the name of a customer outside their scope."""
-    unreadable = access_for(catalog.mset, principal, rt.entity).unreadable
-    for name in expand:
-        f = rt.entity.field(name)
-        if f is None or f.archived or name in unreadable or not (
-                f.type in ("lookup", "user", "department") or
-                name in ("owner", "created_by", "updated_by", "department")):
-            raise BadRequest(f"Can't expand '{name}': not a lookup field of {rt.name}.")
-        ids = {r[name] for r in records if r.get(name) is not None}
-        titles = _titles(conn, catalog, f, ids, principal)
-        for r in records:
-            r[f"{name}__title"] = titles.get(r.get(name))
-
-
-def _titles(conn: sa.Connection, catalog: Catalog, f: Field, ids: set[int], principal: Principal) -> dict[int, str]:
-    if not ids:
-        return {}
-    kind = f.type if not f.system else ("department" if f.name == "department" else "user")
-    if kind == "user":
-        t = systables.users
-        rows = conn.execute(sa.select(t.c.id, t.c.display_name).where(t.c.id.in_(ids)))
-    elif kind == "department":
-        t = systables.departments
-        rows = conn.execute(sa.select(t.c.id, t.c.name).where(t.c.id.in_(ids)))
-    else:
-        target = catalog.entities[f.target or ""]
-        target_access = access_for(catalog.mset, principal, target.entity)
-        if not target_access.allows("read"):
-            return {}
-        title = target.entity.title_field
-        if title in target_access.unreadable:
-            title = "id"
-        col = target.table.c[title] if title in target.table.c else target.table.c.id
-        stmt = sa.select(target.table.c.id, col).where(target.table.c.id.in_(ids))
-        scope = scope_clause(target.table, target.entity, principal, target_access, "read")
-        rows = conn.execute(stmt if scope is None else stmt.where(scope))
-    return {r[0]: None if r[1] is None else str(r[1]) for r in rows}
-
-
-# ------------------------------------------------------------------ preparing writes
-
-class _Errors:
-    def __init__(self) -> None:
-        self.fields: dict[str, list[str]] = {}
-
-    def add(self, name: str, message: str) -> None:
-        self.fields.setdefault(name, [])
-        if message not in self.fields[name]:
-            self.fields[name].append(message)
-
-    def merge(self, prefix: str, messages: Any) -> None:
-        if isinstance(messages, dict):
-            for k, v in messages.items():
-                self.merge(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-            for m in messages:
-                self.add(prefix, m)
-        elif isinstance(messages, list):
-            for i, m in enumerate(messages):
-                self.merge(f"{prefix}[{i}]", m)
-        else:
-            self.add(prefix, str(messages))
-
-    def raise_if_any(self, message: str = "The record is not valid.") -> None:
-        if self.fields:
-            first = next(iter(self.fields.items()))
-            raise ValidationFailed(f"{message} {first[0]}: {first[1][0]}", self.fields)
-
-
-def _truthy(expression: str | None, values: Mapping[str, Any]) -> bool:
-    if not expression:
-        return False
-    try:
-        return bool(compile_expression(expression).evaluate(values))
-    except ExpressionError:
-        return False
-
-
-def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
-def _default_value(field: Field, principal: Principal, now: dt.datetime) -> Any:
-    default = field.default
-    if default == "$me":
-        return principal.user_id
-    if default == "$my_department":
-        return principal.department_id
-    if default in ("$today", "today"):
-        # The instance's date, as a formula's today() sees it (the runtime sets that clock
-        # to its time zone): at 20:00 UTC it is already tomorrow in Shanghai.
-        return compile_expression("today()").evaluate()
-    if default in ("$now", "now"):
-        return now
-    if default is None:
-        return None
-    try:
-        return loader_for(field).deserialize(default)
-    except MMValidationError:
-        return None
-
-
-def _check_field_rights(rt: EntityRuntime, access: Access, payload: Any, current: Mapping[str, Any] | None,
-                        child_access: Mapping[str, Access], current_children: Mapping[str, list[Mapping[str, Any]]],
-                        prefix: str = "") -> dict[str, list[str]]:
-    """Fields the principal's roles make read-only (or hidden/masked) that the payload
-    would change. Sending back the value read — masked as it was shown — is no change."""
-    refused: dict[str, list[str]] = {}
-    if not isinstance(payload, Mapping):
-        return refused
-    for key in access.readonly & set(payload):
-        f = rt.entity.active_field(key)
-        if f is None:
-            continue
-        value = payload[key]
-        shown = mask(jsonable((current or {}).get(key))) if key in access.masked else None
-        if not _unchanged(f, current, value) and not (shown is not None and value == shown):
-            refused[f"{prefix}{key}"] = ["You may not change this field."]
-    for name, rows in ((k, v) for k, v in payload.items() if k in rt.children and isinstance(v, list)):
-        child = rt.children[name]
-        existing = {r["id"]: python_record(child, r) for r in current_children.get(name, [])}
-        for i, row in enumerate(rows):
-            rid = row.get("id") if isinstance(row, Mapping) else None
-            before = existing.get(rid) if isinstance(rid, int) else None
-            refused.update(_check_field_rights(child, child_access.get(name, access), row, before, {}, {},
-                                               prefix=f"{prefix}{name}[{i}]."))
-    return refused
-
-
-def _without_masked_echoes(rt: EntityRuntime, access: Access, payload: Mapping[str, Any],
-                           current: Mapping[str, Any] | None, child_access: Mapping[str, Access],
-                           current_children: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, Any]:
-    """The payload without masked fields sent back exactly as they were shown
-    (138****1234): a client saving the record it read means "unchanged", and the mask is
-    neither a valid value nor one to store. Child rows are cleaned the same way."""
-    out = dict(payload)
-    for key in access.masked & set(payload):
-        if current is not None and payload[key] is not None and \
-                payload[key] == mask(jsonable(current.get(key))):
-            del out[key]
-    for name in (k for k in payload if k in rt.children and isinstance(payload[k], list)):
-        child = rt.children[name]
-        existing = {r["id"]: python_record(child, r) for r in current_children.get(name, [])}
-        out[name] = [
-            _without_masked_echoes(child, child_access.get(name, access), row,
-                                   existing.get(row.get("id")) if isinstance(row.get("id"), int) else None, {}, {})
-            if isinstance(row, Mapping) else row
-            for row in payload[name]]
-    return out
-
-
-def _check_payload_keys(rt: EntityRuntime, payload: Mapping[str, Any], current: Mapping[str, Any] | None,
-                        errors: _Errors, prefix: str = "") -> dict[str, Any]:
-    """The keys the schema should load; unknown and read-only keys become errors
-    (named with `prefix`, so a child row's bad key reads `lines[3].colour`)."""
-    entity = rt.entity
-    kept: dict[str, Any] = {}
-    for key, value in payload.items():
-        if key in IGNORED_KEYS or key.endswith("__title"):
-            continue
-        if key in ("owner", "department") and entity.ownership:
-            kept[key] = value
-            continue
-        f = entity.active_field(key)
-        if f is None:
-            errors.add(f"{prefix}{key}", f"Unknown field '{key}' for {entity.name}.")
-        elif f.type == "table" or f.writable:
-            kept[key] = value
-        elif not _unchanged(f, current, value):
-            errors.add(f"{prefix}{key}", "Field is read-only.")
-    return kept
-
-
-def _unchanged(f: Field, current: Mapping[str, Any] | None, value: Any) -> bool:
-    """Whether a value sent for a read-only field is the stored one, in any spelling its
-    loader accepts ("10" for 10.00, the API's float latitude for the stored Decimal), so
-    a client may send back the record it read."""
-    if current is None:
-        return value is None
-    stored = jsonable(current.get(f.name))
-    if jsonable(value) == stored:
-        return True
-    if f.system:
-        return False
-    try:
-        return jsonable(loader_for(f).deserialize(value)) == stored
-    except MMValidationError:
-        return False
-
-
-def _load_owner_fields(data: dict[str, Any], errors: _Errors) -> dict[str, Any]:
-    out = {}
-    for key in ("owner", "department"):
-        if key in data:
-            v = data.pop(key)
-            if v is None:
-                out[key] = None
-            elif isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_ID:
-                errors.add(key, "Expected a positive id.")
-            else:
-                out[key] = v
-    return out
-
-
-def _prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal: Principal,
-             payload: Any, current_row: Mapping[str, Any] | None,
-             current_children: Mapping[str, list[Mapping[str, Any]]], now: dt.datetime,
-             errors: _Errors, prefix: str = "") -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Coerce, merge, compute and check one record; returns (values, child rows)."""
-    entity = rt.entity
-    if not isinstance(payload, Mapping):
-        raise BadRequest("Expected a JSON object with the record's fields.")
-    current = python_record(rt, current_row) if current_row is not None else None
-    data = _check_payload_keys(rt, payload, current, errors, prefix)
-    owners = _load_owner_fields(data, errors) if entity.ownership else {}
-    table_payloads = {k: data.pop(k) for k in list(data) if rt.children.get(k) is not None}
-    loaded: dict[str, Any] = {}
-    try:
-        loaded = rt.schema.load(data, partial=True)
-    except MMValidationError as exc:
-        for name, messages in exc.normalized_messages().items():
-            errors.merge(f"{prefix}{name}", messages)
-        loaded = {k: v for k, v in (exc.valid_data or {}).items()}
-
-    values: dict[str, Any] = dict(current) if current is not None else {}
-    if current is None:
-        # Read-only fields get their defaults too: a contract starts as "draft" even
-        # though only its workflow may change approval_status afterwards.
-        for f in entity.active_fields:
-            if f.type not in SERVER_COMPUTED and f.name not in loaded:
-                values[f.name] = _default_value(f, principal, now)
-        if entity.ownership:
-            values["owner"] = owners.get("owner", principal.user_id)
-            values["department"] = owners.get("department", principal.department_id)
-    else:
-        values.update(owners)
-    values.update(loaded)
-
-    # Child rows: a table field in the payload replaces the list (rows keep their id).
-    children: dict[str, list[dict[str, Any]]] = {}
-    for name, child_rt in rt.children.items():
-        existing = {r["id"]: r for r in current_children.get(name, [])}
-        if name in table_payloads:
-            rows_in = table_payloads[name] or []
-            if not isinstance(rows_in, list):
-                errors.add(f"{prefix}{name}", "Expected a list of rows.")
-                rows_in = []
-            rows_out = []
-            for i, row_in in enumerate(rows_in):
-                if not isinstance(row_in, Mapping):
-                    errors.add(f"{prefix}{name}[{i}]", "Expected an object with the row's fields.")
-                    continue
-                rid = row_in.get("id")
-                if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int)):
-                    errors.add(f"{prefix}{name}[{i}].id", "Expected a row id (an integer) or none for a new row.")
-                    continue
-                if rid is not None and rid not in existing:
-                    errors.add(f"{prefix}{name}[{i}].id", f"No row {rid} in this record's {name}.")
-                    continue
-                row_values, _ = _prepare(conn, catalog, child_rt, principal, row_in, existing.get(rid), {},
-                                         now, errors, prefix=f"{prefix}{name}[{i}].")
-                row_values["id"] = rid
-                rows_out.append(row_values)
-            children[name] = rows_out
-        else:
-            children[name] = [dict(python_record(child_rt, r), id=r["id"]) for r in existing.values()]
-        values[name] = children[name]
-
-    for f in rt.formulas:
-        try:
-            result = compile_expression(f.expression or "").evaluate(values)
-            values[f.name] = _formula_value(f, result)
-        except (ExpressionError, MMValidationError, ValueError, TypeError) as exc:
-            errors.add(f"{prefix}{f.name}", f"Can't compute: {exc}")
-
-    for f in entity.active_fields:
-        if f.type in ("formula", "autonumber") or not f.writable and f.type != "table":
-            continue
-        visible = not f.visible_when or _truthy(f.visible_when, values)
-        required = f.required or _truthy(f.required_when, values)
-        if visible and required and _empty(values.get(f.name)) and f.name not in errors.fields:
-            errors.add(f"{prefix}{f.name}", REQUIRED)
-        if f.readonly_when and f.name in loaded:
-            locked_on = current if current is not None else values
-            if _truthy(f.readonly_when, locked_on) and jsonable(loaded[f.name]) != jsonable(
-                    (current or {}).get(f.name)):
-                errors.add(f"{prefix}{f.name}", "Field is read-only in this state.")
-
-    if not errors.fields:
-        for rule in entity.validations:
-            try:
-                ok = compile_expression(rule.rule).evaluate(values)
-            except ExpressionError:
-                ok = False
-            if not ok:
-                names = compile_expression(rule.rule).names
-                target = next((f.name for f in entity.active_fields if f.name in names), "__all__")
-                errors.add(f"{prefix}{target}", rule.message.get(principal.language))
-    return values, children
-
-
-def _formula_value(f: Field, result: Any) -> Any:
-    if result is None:
-        return None
-    if isinstance(result, (dt.date, dt.datetime)):
-        result = result.isoformat()
-    elif not isinstance(result, (str, bool)):
-        result = str(result)
-    return loader_for(f).deserialize(result)
-
-
-def _readable_scope(catalog: Catalog, principal: Principal, target: EntityRuntime) -> sa.ColumnElement[bool] | None:
-    """The rows of `target` the principal may read (None: all)."""
-    access = access_for(catalog.mset, principal, target.entity)
-    if not access.allows("read"):
-        return sa.false()
-    return scope_clause(target.table, target.entity, principal, access, "read")
-
-
-def _check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal: Principal,
-                   values: Mapping[str, Any], before: Mapping[str, Any] | None, errors: _Errors,
-                   prefix: str = "") -> None:
-    """Lookups, references, users and departments point at rows that exist — and, for
-    records, at rows the principal may read: the picker offers nothing else, and an id
-    outside the scope reads "No customer with id 7" just like a missing one, so linking
-    can't be used to probe which ids exist or to attach to records one can't see. A
-    value that isn't changed is not checked again (a link may outlive its reader's scope)."""
-    checks: list[tuple[str, Any, str, sa.ColumnElement[bool] | None]] = []
-    if rt.entity.ownership:
-        checks += [("owner", systables.users, "user", None), ("department", systables.departments, "department", None)]
-    for f in rt.entity.active_fields:
-        if f.type == "lookup":
-            target = catalog.entities.get(f.target or "")
-            if target is None:
-                checks.append((f.name, None, f.target or f.name, None))
-            else:
-                checks.append((f.name, target.table, f.target or f.name, _readable_scope(catalog, principal, target)))
-        elif f.type == "user":
-            checks.append((f.name, systables.users, "user", None))
-        elif f.type == "department":
-            checks.append((f.name, systables.departments, "department", None))
-        elif f.type == "reference":
-            v = values.get(f.name)
-            if v and (before is None or jsonable(before.get(f.name)) != jsonable(v)):
-                target = catalog.entities.get(v["entity"])
-                if target is None or not _exists(conn, target.table, v["id"],
-                                                 _readable_scope(catalog, principal, target)):
-                    errors.add(f"{prefix}{f.name}", f"No {v['entity']} with id {v['id']}.")
-    # The acting user and their department were read from the database for this very
-    # request; re-checking them would cost two queries on every create.
-    trusted = {"owner": principal.user_id, "department": principal.department_id}
-    for name, table, label, scope in checks:
-        v = values.get(name)
-        if v is None or (before is not None and before.get(name) == v) or trusted.get(name, object()) == v:
-            continue
-        if table is None or not _exists(conn, table, v, scope):
-            errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
-
-
-def _unique_groups(entity: Any) -> list[tuple[Field, ...]]:
-    """The field groups a unique index of the compiled table covers (single-column ones
-    for `unique` fields, plus unique `indexes`); reference/location spreads are left to
-    the index itself."""
-    groups = [(f,) for f in entity.active_fields if f.unique and f.type not in ("reference", "location", "table")]
-    for ix in entity.indexes:
-        fields = tuple(entity.active_field(n) for n in ix.fields)
-        if ix.unique and all(f is not None and f.type not in ("reference", "location", "table") for f in fields):
-            groups.append(fields)  # type: ignore[arg-type]
-    return groups
-
-
-def _check_unique(conn: sa.Connection, rt: EntityRuntime, values: Mapping[str, Any],
-                  before: Mapping[str, Any] | None, record_id: int | None, errors: _Errors) -> None:
-    """A value another record already holds in a unique field is a field error (422)
-    instead of an IntegrityError. Only changed values are looked up; two writers racing
-    for the same value still meet the index, which `_guarded_write` turns into a 409."""
-    t = rt.table
-    for fields in _unique_groups(rt.entity):
-        new = [values.get(f.name) for f in fields]
-        if any(v is None for v in new):
-            continue  # NULLs never collide in a unique index
-        if before is not None and all(jsonable(before.get(f.name)) == jsonable(v) for f, v in zip(fields, new)):
-            continue
-        where = [t.c[f.name] == to_column_value(f, v) for f, v in zip(fields, new)]
-        if record_id is not None:
-            where.append(t.c.id != record_id)
-        if conn.execute(sa.select(t.c.id).where(*where).limit(1)).first() is not None:
-            what = " + ".join(f.name for f in fields)
-            errors.add(fields[0].name, f"Another {rt.name} already has this {what}.")
-
-
-@contextmanager
-def _guarded_write(conn: sa.Connection, rt: EntityRuntime) -> Iterator[None]:
-    """Run the INSERT/UPDATE statements of one write in a savepoint, and turn what the
-    database still refuses (a unique value taken by a concurrent writer, a lookup target
-    deleted meanwhile) into a 409 instead of a 500, leaving the connection usable."""
-    try:
-        with conn.begin_nested():
-            yield
-    except sa.exc.IntegrityError:
-        raise Conflict(f"This {rt.name} conflicts with another record (a unique value taken, or a "
-                       "linked record removed meanwhile). Reload and try again.") from None
-
-
-def _exists(conn: sa.Connection, table: sa.Table, record_id: Any,
-            scope: sa.ColumnElement[bool] | None = None) -> bool:
-    stmt = sa.select(table.c.id).where(table.c.id == record_id)
-    return conn.execute(stmt if scope is None else stmt.where(scope)).first() is not None
-
-
-def _columns(rt: EntityRuntime, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Field values as column values (reference and location spread over their columns)."""
-    out: dict[str, Any] = {}
-    for f in rt.entity.active_fields:
-        if f.type == "table" or f.name not in values:
-            continue
-        v = values[f.name]
-        if f.type == "reference":
-            ent, rid = reference_columns(f.name)
-            out[ent], out[rid] = (v["entity"], v["id"]) if v else (None, None)
-        elif f.type == "location":
-            lat, lng, addr = location_columns(f.name)
-            out[lat], out[lng], out[addr] = (v["lat"], v["lng"], v["address"]) if v else (None, None, None)
-        else:
-            out[f.name] = to_column_value(f, v)
-    if rt.entity.ownership:
-        for key in ("owner", "department"):
-            if key in values:
-                out[key] = values[key]
-    return out
-
-
-def _number(conn: sa.Connection, rt: EntityRuntime, values: dict[str, Any], now: dt.datetime) -> None:
-    for f in rt.entity.active_fields:
-        if f.type == "autonumber" and not values.get(f.name):
-            fmt = f.format or (rt.entity.naming or {}).get("autonumber") or f"{rt.name.upper()[:3]}-{{#####}}"
-            values[f.name] = next_number(conn, rt.name, f.name, fmt, now)
-
-
-def _write_children(conn: sa.Connection, rt: EntityRuntime, parent_id: int,
-                    children: Mapping[str, list[dict[str, Any]]], principal: Principal,
-                    now: dt.datetime, existing: Mapping[str, list[Mapping[str, Any]]]) -> None:
-    for name, rows in children.items():
-        child = rt.children[name]
-        t = child.table
-        keep = {r["id"] for r in rows if r.get("id") is not None}
-        gone = [r["id"] for r in existing.get(name, []) if r["id"] not in keep]
-        if gone:
-            conn.execute(t.delete().where(t.c.parent_id == parent_id, t.c.id.in_(gone)))
-        for idx, row in enumerate(rows):
-            cols = _columns(child, row)
-            cols.update(idx=idx, updated_at=now, updated_by=principal.user_id)
-            if row.get("id") is None:
-                _number(conn, child, row, now)
-                cols = _columns(child, row) | {"idx": idx, "updated_at": now, "updated_by": principal.user_id}
-                conn.execute(t.insert().values(parent_id=parent_id, created_at=now, created_by=principal.user_id,
-                                               version=1, **cols))
-            else:
-                conn.execute(t.update().where(t.c.id == row["id"], t.c.parent_id == parent_id)
-                             .values(version=t.c.version + 1, **cols))
-
-
-def _children_snapshot(rows: list[dict[str, Any]], child: EntityRuntime) -> list[dict[str, Any]]:
-    names = [f.name for f in child.entity.active_fields if f.type != "table"]
-    return [jsonable({n: r.get(n) for n in names}) for r in rows]
+from .record_reads import (  # noqa: F401 - re-exported: the record service's public face
+    python_record, dump_row, fetch_row, children_rows, row_for, require_access, present,
+    access_of_children, read_record, get_record, add_titles,
+)
+from .record_writes import (
+    FieldErrors, check_field_rights, without_masked_echoes, prepare, check_lookups, check_unique,
+    guarded_write, column_values, assign_numbers, write_children, children_snapshot,
+)
 
 
 # ------------------------------------------------------------------ create / update / delete
@@ -644,34 +42,34 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
                   payload: Any) -> dict[str, Any]:
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "create")
-    child_access = _child_access(catalog, principal, rt)
-    refused = _check_field_rights(rt, access, payload, None, child_access, {})
+    child_access = access_of_children(catalog, principal, rt)
+    refused = check_field_rights(rt, access, payload, None, child_access, {})
     if isinstance(payload, Mapping) and payload.get("owner") not in (None, principal.user_id) \
             and not access.allows("transfer"):
         refused["owner"] = ["You may not create records for another owner."]
     if refused:
         raise PermissionDenied("You may not set some of these fields.", refused)
     now = utcnow()
-    errors = _Errors()
-    values, children = _prepare(conn, catalog, rt, principal, payload, None, {}, now, errors)
+    errors = FieldErrors()
+    values, children = prepare(conn, catalog, rt, principal, payload, None, {}, now, errors)
     if not errors.fields:
-        _check_lookups(conn, catalog, rt, principal, values, None, errors)
+        check_lookups(conn, catalog, rt, principal, values, None, errors)
         for name, rows in children.items():
             for i, row in enumerate(rows):
-                _check_lookups(conn, catalog, rt.children[name], principal, row, None, errors, prefix=f"{name}[{i}].")
-        _check_unique(conn, rt, values, None, None, errors)
+                check_lookups(conn, catalog, rt.children[name], principal, row, None, errors, prefix=f"{name}[{i}].")
+        check_unique(conn, rt, values, None, None, errors)
     errors.raise_if_any()
-    with _guarded_write(conn, rt):
-        _number(conn, rt, values, now)
-        cols = _columns(rt, values)
+    with guarded_write(conn, rt):
+        assign_numbers(conn, rt, values, now)
+        cols = column_values(rt, values)
         row = conn.execute(rt.table.insert().values(
             version=1, created_at=now, created_by=principal.user_id, updated_at=now, updated_by=principal.user_id,
             **cols).returning(rt.table)).mappings().one()
         record_id = row["id"]
-        _write_children(conn, rt, record_id, children, principal, now, {})
+        write_children(conn, rt, record_id, children, principal, now, {})
     record_changes(conn, rt.name, record_id, principal.user_id, now, "create", [(None, None, None)])
     # The inserted row comes back from RETURNING; only child rows need reading again.
-    return present(_read_record(conn, rt, row), access, child_access)
+    return present(read_record(conn, rt, row), access, child_access)
 
 
 def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
@@ -686,10 +84,10 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValidationFailed("version must be an integer.", {"version": ["Not a valid integer."]})
     access = require_access(catalog, principal, rt, "update")
-    row = _row_for(conn, rt, principal, access, "update", record_id)
-    child_access = _child_access(catalog, principal, rt)
-    existing_children = {name: _children(conn, child, record_id) for name, child in rt.children.items()}
-    refused = _check_field_rights(rt, access, payload, python_record(rt, row), child_access, existing_children)
+    row = row_for(conn, rt, principal, access, "update", record_id)
+    child_access = access_of_children(catalog, principal, rt)
+    existing_children = {name: children_rows(conn, child, record_id) for name, child in rt.children.items()}
+    refused = check_field_rights(rt, access, payload, python_record(rt, row), child_access, existing_children)
     if rt.entity.ownership and "owner" in payload and payload["owner"] != row["owner"]:
         can_transfer = scope_clause(rt.table, rt.entity, principal, access, "transfer")
         if not access.allows("transfer") or (can_transfer is not None and conn.execute(
@@ -697,32 +95,32 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
             refused["owner"] = ["You may not transfer this record."]
     if refused:
         raise PermissionDenied("You may not change some of these fields.", refused)
-    payload = _without_masked_echoes(rt, access, payload, python_record(rt, row), child_access, existing_children)
+    payload = without_masked_echoes(rt, access, payload, python_record(rt, row), child_access, existing_children)
     if row["version"] != version:
         raise Conflict(f"This {rt.name} was changed by someone else (version {row['version']}, "
                        f"yours {version}). Reload it and apply your change again.",
                        current_version=row["version"])
     now = utcnow()
-    errors = _Errors()
-    values, children = _prepare(conn, catalog, rt, principal, payload, row, existing_children, now, errors)
+    errors = FieldErrors()
+    values, children = prepare(conn, catalog, rt, principal, payload, row, existing_children, now, errors)
     before = python_record(rt, row)
     if not errors.fields:
-        _check_lookups(conn, catalog, rt, principal, values, before, errors)
+        check_lookups(conn, catalog, rt, principal, values, before, errors)
         for name, rows in children.items():
             old_rows = {r["id"]: python_record(rt.children[name], r) for r in existing_children[name]}
             for i, r in enumerate(rows):
-                _check_lookups(conn, catalog, rt.children[name], principal, r, old_rows.get(r.get("id")), errors,
+                check_lookups(conn, catalog, rt.children[name], principal, r, old_rows.get(r.get("id")), errors,
                                prefix=f"{name}[{i}].")
-        _check_unique(conn, rt, values, before, record_id, errors)
+        check_unique(conn, rt, values, before, record_id, errors)
     errors.raise_if_any()
 
     changes = []
     for f in rt.entity.active_fields:
         if f.type == "table":
             if f.name in payload:
-                old = _children_snapshot([dict(python_record(rt.children[f.name], r)) for r in
+                old = children_snapshot([dict(python_record(rt.children[f.name], r)) for r in
                                           existing_children[f.name]], rt.children[f.name])
-                new = _children_snapshot(children[f.name], rt.children[f.name])
+                new = children_snapshot(children[f.name], rt.children[f.name])
                 if old != new:
                     changes.append((f.name, old, new))
         elif jsonable(before.get(f.name)) != jsonable(values.get(f.name)):
@@ -731,27 +129,27 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
         if rt.entity.ownership and before.get(key) != values.get(key):
             changes.append((key, before.get(key), values.get(key)))
     if not changes:
-        return present(_read_record(conn, rt, _fetch(conn, rt, record_id)), access, child_access)
+        return present(read_record(conn, rt, fetch_row(conn, rt, record_id)), access, child_access)
 
-    cols = _columns(rt, values)
+    cols = column_values(rt, values)
     t = rt.table
-    with _guarded_write(conn, rt):
+    with guarded_write(conn, rt):
         result = conn.execute(t.update().where(t.c.id == record_id, t.c.version == version).values(
             version=version + 1, updated_at=now, updated_by=principal.user_id, **cols))
         if result.rowcount != 1:
             raise Conflict(f"This {rt.name} was changed by someone else. Reload it and apply your change again.")
         if any(f.name in payload for f in rt.entity.table_fields):
-            _write_children(conn, rt, record_id, {k: v for k, v in children.items() if k in payload},
+            write_children(conn, rt, record_id, {k: v for k, v in children.items() if k in payload},
                             principal, now, existing_children)
     record_changes(conn, rt.name, record_id, principal.user_id, now, "update", changes)
-    return present(_read_record(conn, rt, _fetch(conn, rt, record_id)), access, child_access)
+    return present(read_record(conn, rt, fetch_row(conn, rt, record_id)), access, child_access)
 
 
 def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
                   version: int | None = None) -> None:
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "delete")
-    row = _row_for(conn, rt, principal, access, "delete", record_id)
+    row = row_for(conn, rt, principal, access, "delete", record_id)
     if version is not None and row["version"] != version:
         raise Conflict(f"This {rt.name} was changed by someone else (version {row['version']}).",
                        current_version=row["version"])
@@ -770,10 +168,10 @@ def record_history(conn: sa.Connection, catalog: Catalog, principal: Principal, 
     """A record's field history, as much of it as the principal may read."""
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "read")
-    _fetch(conn, rt, record_id, scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
+    fetch_row(conn, rt, record_id, scope=scope_clause(rt.table, rt.entity, principal, access, "read"))
     archived = frozenset(f.name for f in rt.entity.fields if f.archived)
     items = read_history(conn, rt.name, record_id, hidden=archived | access.hidden)
-    children = _child_access(catalog, principal, rt)
+    children = access_of_children(catalog, principal, rt)
     for item in items:
         if item["field"] in access.masked:
             item["old"], item["new"] = mask(item["old"]), mask(item["new"])
@@ -784,4 +182,3 @@ def record_history(conn: sa.Connection, catalog: Catalog, principal: Principal, 
                 item[key] = [present(dict(r), children[item["field"]]) if isinstance(r, dict) else r
                              for r in item[key]]
     return items
-
