@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from ..actions import run_action
 from ..catalog import Catalog
 from ..errors import BadRequest
 from ..query import list_records, parse_list_args
@@ -135,3 +136,15 @@ def history_view(entity: str, record_id: int) -> Any:
     rt = runtime()
     with rt.engine.connect() as conn:
         return jsonify({"items": record_history(conn, rt.catalog(conn), principal, entity, record_id)})
+
+
+@bp.post("/records/<entity>/<int:record_id>/actions/<action>")
+def action_view(entity: str, record_id: int, action: str) -> Any:
+    """An entity action (convert, claim, assign, release, merge, ...): see runtime/actions.py."""
+    principal = require_principal()
+    rt = runtime()
+    body = request_json() if request.content_length else {}
+    if body is None:
+        raise BadRequest("The request body must be JSON (Content-Type: application/json).")
+    with rt.engine.begin() as conn:
+        return jsonify(run_action(conn, rt.catalog(conn), principal, entity, record_id, action, body))
