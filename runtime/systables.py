@@ -139,3 +139,19 @@ login_failures = sa.Table(
     sa.Column("at", TS, nullable=False),
     sa.Index("ix_mc_login_failures_username_at", "username", "at"),
 )
+
+# In-app notifications (the bell): approvals waiting, decisions, pool reminders, mentions.
+notifications = sa.Table(
+    "mc_notifications", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("title", sa.JSON, nullable=False),  # {"en": ..., "zh": ...}
+    sa.Column("body", sa.Text),
+    sa.Column("entity", sa.String(63)),
+    sa.Column("record_id", sa.Integer),
+    sa.Column("link", sa.String(500)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("read_at", TS),
+    sa.Index("ix_mc_notifications_user_read", "user_id", "read_at"),
+)

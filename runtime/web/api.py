@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify, request
 
 from ..actions import run_action
 from ..catalog import Catalog
+from .. import notifications
 from ..errors import BadRequest
 from ..query import list_records, parse_list_args
 from ..records import create_record, delete_record, get_record, record_history, update_record
@@ -148,3 +149,29 @@ def action_view(entity: str, record_id: int, action: str) -> Any:
         raise BadRequest("The request body must be JSON (Content-Type: application/json).")
     with rt.engine.begin() as conn:
         return jsonify(run_action(conn, rt.catalog(conn), principal, entity, record_id, action, body))
+
+
+@bp.get("/notifications")
+def notifications_view() -> Any:
+    """The caller's notifications, newest first (`?unread=1` for unread only), with the unread count."""
+    principal = require_principal()
+    rt = runtime()
+    with rt.engine.connect() as conn:
+        return jsonify({"items": notifications.list_notifications(conn, principal.user_id,
+                                                                  unread_only=request.args.get("unread") == "1"),
+                        "unread": notifications.unread_count(conn, principal.user_id)})
+
+
+@bp.post("/notifications/read")
+def notifications_read_view() -> Any:
+    """Mark notifications read: `{"ids": [...]}`, or every one when no ids are given."""
+    principal = require_principal()
+    body = request_json() if request.content_length else {}
+    ids = (body or {}).get("ids") if isinstance(body, dict) else None
+    if body is None or not isinstance(body, dict) or (ids is not None and (
+            not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids))):
+        raise BadRequest("Expected {\"ids\": [notification ids]} or an empty body.")
+    rt = runtime()
+    with rt.engine.begin() as conn:
+        changed = notifications.mark_read(conn, principal.user_id, ids)
+        return jsonify({"marked": changed, "unread": notifications.unread_count(conn, principal.user_id)})
