@@ -149,6 +149,9 @@ class Entity:
     indexes: tuple[IndexSpec, ...] = ()
     archived: bool = False
     actions: tuple[Mapping[str, Any], ...] = ()
+    #: Navigation group and icon for the screens (`"app": "customers"`); None: "other".
+    app: str | None = None
+    icon: str | None = None
     spec: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -340,6 +343,8 @@ def build_entity(data: Mapping[str, Any]) -> Entity:
         indexes=tuple(indexes),
         archived=bool(data.get("archived", False)),
         actions=freeze(list(data.get("actions") or ())),
+        app=data.get("app"),
+        icon=data.get("icon"),
         spec=freeze(dict(data)),
     )
 

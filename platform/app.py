@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import Flask, jsonify, url_for
+from flask import Flask
 
 from metacrm.runtime.catalog import Runtime
 from metacrm.runtime.db import make_engine
 from metacrm.runtime.web.api import bp as api_bp
+from metacrm.runtime.web.picker_api import bp as pickers_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
 
 from .admin import bp as admin_bp
-from .auth import init_auth
+from .auth import bp as auth_bp, init_auth
 from .config import load_config
+from .pages import init_pages
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -31,16 +33,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_auth(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(pickers_bp)
+    init_pages(app, exempt=[api_bp, admin_bp, auth_bp, pickers_bp])
     register_error_handlers(app)
-
-    @app.get("/")
-    def index() -> Any:
-        """What this server offers (the generated screens are mounted here when installed)."""
-        return jsonify({
-            "name": "metacrm",
-            "api": url_for("metacrm_api.meta_entities", _external=True).rsplit("/meta", 1)[0],
-            "openapi": url_for("metacrm_api.openapi", _external=True),
-            "login": url_for("metacrm_auth.login", _external=True),
-        })
 
     return app

@@ -155,3 +155,18 @@ notifications = sa.Table(
     sa.Column("read_at", TS),
     sa.Index("ix_mc_notifications_user_read", "user_id", "read_at"),
 )
+
+# Personal views (我的视图): a user's saved filter, sort and search on an entity's list.
+saved_views = sa.Table(
+    "mc_saved_views", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("label", sa.String(100), nullable=False),
+    sa.Column("base_view", sa.String(63)),
+    sa.Column("filters", sa.JSON, nullable=False),
+    sa.Column("sort", sa.JSON, nullable=False),
+    sa.Column("q", sa.String(200)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_mc_saved_views_user_entity", "user_id", "entity"),
+)
