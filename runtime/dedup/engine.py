@@ -115,14 +115,16 @@ def _rule_hits(conn: sa.Connection, rule: Rule, values: Mapping[str, Any],
 
 # ------------------------------------------------------------------ what the caller may see
 
-def _present(conn: sa.Connection, catalog: Catalog, principal: Principal,
-             raw: list[tuple[str, int, float, Rule]]) -> list[Match]:
-    best: dict[tuple[str, int], tuple[float, Rule]] = {}
-    for entity, rid, score, rule in raw:
-        key = (entity, rid)
-        held = best.get(key)
-        if held is None or (ACTION_ORDER[rule.action], -score) < (ACTION_ORDER[held[1].action], -held[0]):
-            best[key] = (score, rule)
+def present_matches(conn: sa.Connection, catalog: Catalog, principal: Principal,
+                    raw: Iterable[tuple[str, int, float, str, str]]) -> list[Match]:
+    """Raw hits (entity, id, score, rule name, action) as the principal may see them: the
+    best hit per record, most severe action first; an unreadable record keeps only its
+    entity, rule, score and owner's name (id and title None)."""
+    best: dict[tuple[str, int], tuple[float, str, str]] = {}
+    for entity, rid, score, rule, action in raw:
+        held = best.get((entity, rid))
+        if held is None or (ACTION_ORDER[action], -score) < (ACTION_ORDER[held[2]], -held[0]):
+            best[(entity, rid)] = (score, rule, action)
     by_entity: dict[str, list[int]] = {}
     for entity, rid in best:
         by_entity.setdefault(entity, []).append(rid)
@@ -153,20 +155,19 @@ def _present(conn: sa.Connection, catalog: Catalog, principal: Principal,
             owner = row[2] if ent.ownership else None
             shown[(entity, row[0])] = (row[0] in readable, title, owner)
     out = []
-    for (entity, rid), (score, rule) in best.items():
+    for (entity, rid), (score, rule, action) in best.items():
         if (entity, rid) not in shown:
             continue  # deleted meanwhile (its keys are gone with it at commit)
         readable, title, owner = shown[(entity, rid)]
-        out.append(Match(entity, rid if readable else None, score, rule.name, title if readable else None,
-                         owner, rule.action))
+        out.append(Match(entity, rid if readable else None, score, rule, title if readable else None, owner, action))
     out.sort(key=lambda m: (ACTION_ORDER[m.action], -m.score, m.entity, m.id or 0))
     return out
 
 
 def _find(conn: sa.Connection, catalog: Catalog, principal: Principal, rules: Iterable[Rule],
           values: Mapping[str, Any], exclude: frozenset[tuple[str, int]]) -> list[Match]:
-    raw = [(e, i, s, rule) for rule in rules for e, i, s in _rule_hits(conn, rule, values, exclude)]
-    return _present(conn, catalog, principal, raw) if raw else []
+    raw = [(e, i, s, rule.name, rule.action) for rule in rules for e, i, s in _rule_hits(conn, rule, values, exclude)]
+    return present_matches(conn, catalog, principal, raw) if raw else []
 
 
 # ------------------------------------------------------------------ the public face
