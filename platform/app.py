@@ -13,11 +13,12 @@ from metacrm.runtime.catalog import Runtime
 from metacrm.runtime.db import make_engine
 from metacrm.runtime.web.api import bp as api_bp
 from metacrm.runtime.web.picker_api import bp as pickers_bp
+from metacrm.runtime.web.dedup_api import bp as dedup_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
 
 from .admin import bp as admin_bp
-from .auth import bp as auth_bp, init_auth
+from .auth import init_auth
 from .config import load_config
 from .pages import init_pages
 
@@ -32,9 +33,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = Runtime(engine, timezone=settings["TIMEZONE"])
     init_auth(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(dedup_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(pickers_bp)
-    init_pages(app, exempt=[api_bp, admin_bp, auth_bp, pickers_bp])
+    init_pages(app)
     register_error_handlers(app)
 
     return app
