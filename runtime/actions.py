@@ -45,3 +45,9 @@ def run_action(conn: sa.Connection, catalog: Catalog, principal: Principal, enti
         raise BadRequest("The action's body must be a JSON object.")
     require_access(catalog, principal, rt, action)
     return HANDLERS[action](conn, catalog, principal, entity, record_id, body)
+
+
+# The engines' actions, one line each.
+from .pool.actions import ACTIONS as _POOL_ACTIONS  # noqa: E402 - after HANDLERS, which engines may read
+
+HANDLERS.update(_POOL_ACTIONS)
