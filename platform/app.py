@@ -14,8 +14,10 @@ from metacrm.runtime.db import make_engine
 from metacrm.runtime.web.api import bp as api_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
+from metacrm.runtime.web.pools import bp as pools_bp
 
 from .admin import bp as admin_bp
+from .admin_pools import bp as admin_pools_bp
 from .auth import init_auth
 from .config import load_config
 
@@ -31,6 +33,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_auth(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(pools_bp)
+    app.register_blueprint(admin_pools_bp)
     register_error_handlers(app)
 
     @app.get("/")

@@ -102,7 +102,7 @@ def _lock_user(conn: sa.Connection, user_id: int) -> None:
 
 # ------------------------------------------------------------------ limits
 
-def _start_of_today() -> dt.datetime:
+def start_of_today() -> dt.datetime:
     """Midnight in the instance's time zone (the expressions' clock follows it)."""
     now = compile_expression("now()").evaluate()
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -125,7 +125,7 @@ def check_claims_today(conn: sa.Connection, pool: Pool, user_id: int) -> None:
     m = systables.pool_moves
     today = conn.execute(sa.select(sa.func.count()).select_from(m).where(
         m.c.to_owner == user_id, m.c.action == "claim", m.c.pool == pool.name,
-        m.c.at >= _start_of_today())).scalar_one()
+        m.c.at >= start_of_today())).scalar_one()
     if today >= pool.max_claims_per_day:
         raise Conflict(f"You have claimed {today} records from the pool '{pool.name}' today; "
                        f"it allows {pool.max_claims_per_day} a day.", reason="max_claims_per_day",

@@ -144,8 +144,9 @@ def due_dates(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, pool: Po
 def _insert_once(conn: sa.Connection, values: dict[str, Any]) -> bool:
     """Insert a reminder row unless it is there already (another run's); True when inserted."""
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(systables.pool_reminders).values(**values).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    t = systables.pool_reminders
+    stmt = insert(t).values(**values).on_conflict_do_nothing().returning(t.c.record_id)
+    return conn.execute(stmt).first() is not None  # (psycopg's rowcount is -1 here)
 
 
 def _remind(conn: sa.Connection, rt: EntityRuntime, pool: Pool, rule: Rule, row: Mapping[str, Any],
