@@ -125,7 +125,11 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
     With `conn`, the records shared with the principal are read first (one indexed query)
     and the clause lists their ids: `owner IN (...) OR id IN (1, 2)`. PostgreSQL plans
     that as a BitmapOr over the owner index and the primary key, while an `OR id IN
-    (SELECT ...)` becomes a hashed SubPlan that makes it scan the whole table."""
+    (SELECT ...)` becomes a hashed SubPlan that makes it scan the whole table.
+
+    Members of a public pool also read its unowned records: `OR (owner IS NULL AND pool
+    IN (...))`, served by the `(pool, owner)` index; a principal in no pool gets exactly
+    the clause it had before, so the owner-scoped path costs what it did."""
     scope = access.scope(action)
     if "all" in scope:
         return None
