@@ -126,6 +126,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "dedup": ("name",),
     "workflow": ("name",),
     "role": ("name",),
+    "pool": ("name",),
     "template": ("name",),
 }
 

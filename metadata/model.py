@@ -252,6 +252,8 @@ class MetadataSet:
     workflows: Mapping[str, Spec]
     roles: Mapping[str, Spec]
     documents: tuple[Document, ...] = ()
+    #: Public pools (公海, `kind: pool`), by name; read by `metacrm.runtime.pool`.
+    pools: Mapping[str, Spec] = field(default_factory=lambda: MappingProxyType({}))
 
     def entity(self, name: str) -> Entity | None:
         e = self.entities.get(name)
@@ -400,6 +402,7 @@ def build_metadata_set(documents: Sequence[Document] | Iterable[Document]) -> Me
     dedup: dict[str, Spec] = {}
     workflows: dict[str, Spec] = {}
     roles: dict[str, Spec] = {}
+    pools: dict[str, Spec] = {}
     for doc in documents:
         data = doc.data
         kind = doc.kind
@@ -415,6 +418,8 @@ def build_metadata_set(documents: Sequence[Document] | Iterable[Document]) -> Me
             workflows[data["name"]] = build_spec(data)
         elif kind == "role":
             roles[data["name"]] = build_spec(data)
+        elif kind == "pool":
+            pools[data["name"]] = build_spec({"entity": "customer", **data})
     return MetadataSet(
         entities=MappingProxyType(entities),
         forms=MappingProxyType(forms),
@@ -423,4 +428,5 @@ def build_metadata_set(documents: Sequence[Document] | Iterable[Document]) -> Me
         workflows=MappingProxyType(workflows),
         roles=MappingProxyType(roles),
         documents=tuple(d for d in documents if d.kind != "template"),
+        pools=MappingProxyType(pools),
     )

@@ -17,6 +17,7 @@ from .documents import Document, MetadataError, pointer
 from .fieldtypes import KIND_KEYS
 from .semantic_context import Context, Problem, did_you_mean, quoted
 from .semantic_entity import ENTITY_CHECKS
+from .semantic_pool import POOL_CHECKS
 from .semantic_views import FORM_CHECKS, VIEW_CHECKS
 from .semantic_workflow import WORKFLOW_CHECKS
 
@@ -99,6 +100,7 @@ CHECKS: dict[str, tuple[Check, ...]] = {
     "dedup": (check_dedup,),
     "workflow": WORKFLOW_CHECKS,
     "role": (check_role,),
+    "pool": POOL_CHECKS,
     "template": (),
 }
 

@@ -16,8 +16,10 @@ from metacrm.runtime.web.picker_api import bp as pickers_bp
 from metacrm.runtime.web.dedup_api import bp as dedup_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
+from metacrm.runtime.web.pools import bp as pools_bp
 
 from .admin import bp as admin_bp
+from .admin_pools import bp as admin_pools_bp
 from .auth import init_auth
 from .config import load_config
 from .pages import init_pages
@@ -35,6 +37,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(dedup_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(pools_bp)
+    app.register_blueprint(admin_pools_bp)
     app.register_blueprint(pickers_bp)
     init_pages(app)
     register_error_handlers(app)

@@ -1,5 +1,5 @@
 """The `metacrm` command (ARCHITECTURE.md): init, demo, serve, validate, plan, publish,
-template install/upgrade, passwd. Each command builds the app with `create_app()` and calls
+template install/upgrade, passwd, jobs run. Each command builds the app with `create_app()` and calls
 the same runtime functions the API uses."""
 from __future__ import annotations
 
@@ -223,6 +223,26 @@ def template_install(path: str) -> None:
 def template_upgrade(path: str) -> None:
     """Install a newer version of an installed template, keeping the instance's own layer."""
     _install(path, upgrade=True)
+
+
+@main.group()
+def jobs() -> None:
+    """Background jobs (pool recycling and reminders)."""
+
+
+@jobs.command("run")
+@click.option("--only", "only", multiple=True, help="Run only this job (repeatable).")
+def jobs_run(only: tuple[str, ...]) -> None:
+    """Run the due background jobs once; safe from cron every few minutes, even twice at once."""
+    from metacrm.runtime.jobs import JOBS, run_jobs
+
+    app = create_app()
+    try:
+        results = run_jobs(app.extensions[EXTENSION], list(only) or None)
+    except KeyError as exc:
+        _fail(f"Unknown job(s): {exc.args[0]} (jobs: {', '.join(JOBS)}).")
+    for name, counts in results.items():
+        click.echo(f"{name}: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to do"))
 
 
 @main.command()

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from metacrm.metadata.model import Entity, MetadataSet
 
 from . import systables
+from .pool.config import POOL_FIELD, member_pools
 from .principal import Principal
 
 BASIC_ACTIONS = ("create", "read", "update", "delete", "export", "import", "transfer")
@@ -30,6 +31,8 @@ ALL = frozenset({"all"})
 #: Team members (团队成员) share a record: which of their access levels open which action.
 #: Deleting and transferring stay with the owner's scope.
 TEAM_ACCESS = {"read": ("read", "write"), "export": ("read", "write"), "update": ("write",)}
+#: Members of a public pool read its unowned records; changing them takes a claim first.
+POOL_ACCESS = frozenset({"read"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Access:
     masked: frozenset[str] = frozenset()
     readonly: frozenset[str] = frozenset()
     unrestricted: bool = False
+    #: Public pools (公海) of this entity the principal belongs to: their unowned records
+    #: are readable too (runtime/pool).
+    pools: frozenset[str] = frozenset()
 
     def allows(self, action: str) -> bool:
         return self.unrestricted or bool(self.scopes.get(action))
@@ -95,7 +101,8 @@ def access_for(mset: MetadataSet, principal: Principal, entity: Entity) -> Acces
             readonly.add(f)
     owned = governing.ownership if governing else entity.ownership
     frozen = {a: (ALL if not owned and s else frozenset(s)) for a, s in scopes.items()}
-    return Access(name, frozen, frozenset(hidden), frozenset(masked), frozenset(readonly))
+    pools = member_pools(mset, principal, name) if owned and mset.pools else frozenset()
+    return Access(name, frozen, frozenset(hidden), frozenset(masked), frozenset(readonly), pools=pools)
 
 
 #: Above this many records shared with one user, the team clause stays a subquery.
@@ -118,7 +125,11 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
     With `conn`, the records shared with the principal are read first (one indexed query)
     and the clause lists their ids: `owner IN (...) OR id IN (1, 2)`. PostgreSQL plans
     that as a BitmapOr over the owner index and the primary key, while an `OR id IN
-    (SELECT ...)` becomes a hashed SubPlan that makes it scan the whole table."""
+    (SELECT ...)` becomes a hashed SubPlan that makes it scan the whole table.
+
+    Members of a public pool also read its unowned records: `OR (owner IS NULL AND pool
+    IN (...))`, served by the `(pool, owner)` index; a principal in no pool gets exactly
+    the clause it had before, so the owner-scoped path costs what it did."""
     scope = access.scope(action)
     if "all" in scope:
         return None
@@ -142,6 +153,8 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
                                                     tm.c.access.in_(TEAM_ACCESS[action]))))
             elif ids:
                 parts.append(table.c.id.in_(ids))
+        if access.pools and action in POOL_ACCESS:
+            parts.append(sa.and_(owner.is_(None), table.c[POOL_FIELD].in_(sorted(access.pools))))
     return sa.or_(*parts) if parts else sa.false()
 
 

@@ -109,6 +109,8 @@ def principal_for(conn: sa.Connection, account: Account) -> Principal:
                      roles=roles, department_id=account.department_id, is_admin=account.is_admin,
                      language=account.language, subordinate_ids=org.subordinates(account.id),
                      department_ids=org.child_departments(account.department_id)
+                     if account.department_id is not None else frozenset(),
+                     department_path=org.parent_departments(account.department_id)
                      if account.department_id is not None else frozenset())
 
 

@@ -47,8 +47,11 @@ def run_action(conn: sa.Connection, catalog: Catalog, principal: Principal, enti
     return HANDLERS[action](conn, catalog, principal, entity, record_id, body)
 
 
+# The engines' actions: one import and one update each.
 from .dedup import merge as _dedup_merge  # noqa: E402 - engines register after HANDLERS exists
 from . import lead_conversion as _lead_conversion  # noqa: E402
+from .pool.actions import ACTIONS as _POOL_ACTIONS  # noqa: E402
 
 HANDLERS.update(_dedup_merge.ACTIONS)
 HANDLERS.update(_lead_conversion.ACTIONS)
+HANDLERS.update(_POOL_ACTIONS)

@@ -19,7 +19,9 @@ the default CRM (`crm-default`) with:
   primary), opportunities in every stage, contracts with 1–4 product lines for the won
   ones (plus some renewals / add-ons), receivable plans per contract, receivables
   against the plans that came due, and follow-ups over the last 12 months;
-- leads in every status (new, following, converted, invalid, void).
+- leads in every status (new, following, converted, invalid, void);
+- about one in twelve unsold customers (at least three) released by their owners into the
+  public pool (公海) `default` with a reason, their contacts and open opportunities with them.
 
 Every business record goes through `records.create_record` / `update_record` (the one
 door), acting as the record's owner, so validation, formulas (line amounts, contract
@@ -1012,10 +1014,43 @@ def _create_leads(conn: sa.Connection, catalog: Catalog, ctx: Context, n: int) -
                 ctx.count("followups")
 
 
+# ------------------------------------------------------------------ the public pool
+
+RELEASE_REASONS = ("客户暂无采购计划", "多次联系未果，暂时放弃", "客户已选择竞争对手", "不在本人负责区域",
+                   "联系人已离职，需重新开发", "No budget this year")
+
+
+def _release_to_pool(conn: sa.Connection, catalog: Catalog, ctx: Context) -> None:
+    """About one in twelve customers that never bought, at least three, put back into the
+    default CRM's public pool by their owners, with a reason: through the `release` action,
+    so their contacts and open opportunities go with them (and follow whoever claims them)."""
+    from .pool.actions import release
+    from .pool.config import pool_named
+
+    pool = pool_named(catalog.mset, "default")
+    if pool is None:
+        return
+    t = catalog.get("customer").table
+    unsold = conn.execute(sa.select(t.c.id, t.c.owner).where(t.c.deal_status == "unsold", t.c.owner.is_not(None))
+                          .order_by(t.c.id)).all()
+    by_id = {s.id: s for s in ctx.staff.values()}
+    chosen = [r for r in unsold if ctx.rng.random() < 1 / 12] or list(unsold[:3])
+    if len(chosen) < 3:
+        chosen += [r for r in unsold if r not in chosen][:3 - len(chosen)]
+    for row in chosen:
+        owner = by_id.get(row.owner)
+        if owner is None:
+            continue
+        ctx.at(ctx.now - dt.timedelta(hours=ctx.rng.randrange(2, 72)))
+        release(conn, catalog, owner.principal, "customer", row.id,
+                {"pool": pool.name, "reason": ctx.rng.choice(RELEASE_REASONS)})
+        ctx.count("pool_customers")
+
+
 # ------------------------------------------------------------------ the entry point
 
 ORDER = ("departments", "users", "products", "customers", "contacts", "leads", "opportunities", "contracts",
-         "contract_lines", "receivable_plans", "receivables", "followups")
+         "contract_lines", "receivable_plans", "receivables", "followups", "pool_customers")
 
 
 def load_demo_data(rt: Runtime, *, customers: int = 300, seed: int = 7) -> dict[str, int]:
@@ -1051,6 +1086,7 @@ def load_demo_data(rt: Runtime, *, customers: int = 300, seed: int = 7) -> dict[
         with rt.engine.begin() as conn:
             catalog = rt.catalog(conn)
             _create_leads(conn, catalog, ctx, max(len(LEAD_STATUSES), customers // 5))
+            _release_to_pool(conn, catalog, ctx)
             summary = {k: ctx.counts.get(k, 0) for k in ORDER}
             a = systables.audit_log
             conn.execute(a.update().where(a.c.action == MARKER_ACTION).values(

@@ -46,6 +46,15 @@ class OrgChart:
             stack += children.get(d, [])
         return out
 
+    def parent_departments(self, department_id: int) -> frozenset[int]:
+        """A department and every department above it."""
+        out: set[int] = set()
+        current: int | None = department_id
+        while current is not None and current not in out:
+            out.add(current)
+            current = self.parent_of.get(current)
+        return frozenset(out)
+
     def subordinates(self, user_id: int) -> frozenset[int]:
         """Everyone below a user: their reports (transitively), and everyone in the
         departments they head and those departments' children (and their reports).

@@ -18,6 +18,9 @@ class Principal:
     subordinate_ids: frozenset[int] = field(default_factory=frozenset)
     #: The user's department and every department below it (for department_and_children).
     department_ids: frozenset[int] = field(default_factory=frozenset)
+    #: The user's department and every department above it (a pool open to a department
+    #: is open to its sub-departments).
+    department_path: frozenset[int] = field(default_factory=frozenset)
 
 
 #: The principal of jobs, migrations and the CLI's own writes.

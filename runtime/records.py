@@ -152,6 +152,36 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
                             duplicates)
 
 
+def write_system_fields(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
+                        row: Mapping[str, Any], values: Mapping[str, Any], *, action: str,
+                        where: sa.ColumnElement[bool] | None = None, note: str | None = None) -> Mapping[str, Any]:
+    """Change fields no form may write — owner, department, a pool, a lock — for an engine
+    that has decided the change is allowed (the pool's claim, release, transfer, recycling).
+
+    `row` is the record as the engine read it; the UPDATE holds only while that version
+    (and `where`, when given) still holds, else 409: two claims of one customer can't
+    both win, and a recycling job never moves a record someone changed meanwhile. The
+    history records each changed field under `action`, and `note` (a reason) as an entry
+    of its own (field None)."""
+    rt = catalog.get(entity)
+    t = rt.table
+    before = python_record(rt, row)
+    changes: list[tuple[str | None, Any, Any]] = [
+        (k, before.get(k), v) for k, v in values.items() if jsonable(before.get(k)) != jsonable(v)]
+    if note:
+        changes.append((None, None, note))
+    now = utcnow()
+    condition = [t.c.id == row["id"], t.c.version == row["version"]] + ([where] if where is not None else [])
+    with guarded_write(conn, rt):
+        new = conn.execute(t.update().where(*condition).values(
+            version=t.c.version + 1, updated_at=now, updated_by=principal.user_id,
+            **column_values(rt, values)).returning(t)).mappings().first()
+    if new is None:
+        raise Conflict(f"This {rt.name} was changed by someone else meanwhile. Reload it and try again.")
+    record_changes(conn, rt.name, row["id"], principal.user_id, now, action, changes)
+    return new
+
+
 def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
                   version: int | None = None) -> None:
     rt = catalog.get(entity)

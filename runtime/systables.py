@@ -192,3 +192,34 @@ dedup_specs = sa.Table(
     sa.Column("field", sa.String(63), primary_key=True),
     sa.Column("method", sa.String(16), primary_key=True),
 )
+
+# Public pool (公海, runtime/pool): every change of hands of a pooled record — claim,
+# assign, release, transfer, recycle — with who, from whom, to whom and why. The limits
+# read it too (claims per day, the cooldown before a former owner may claim again).
+pool_moves = sa.Table(
+    "mc_pool_moves", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("by", sa.Integer, sa.ForeignKey("mc_users.id")),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("record_id", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # claim | assign | release | transfer | recycle
+    sa.Column("pool", sa.String(63)),
+    sa.Column("from_owner", sa.Integer, sa.ForeignKey("mc_users.id")),
+    sa.Column("to_owner", sa.Integer, sa.ForeignKey("mc_users.id")),
+    sa.Column("rule", sa.String(63)),
+    sa.Column("reason", sa.Text),
+    sa.Index("ix_mc_pool_moves_record", "entity", "record_id", "id"),
+    sa.Index("ix_mc_pool_moves_claims", "to_owner", "action", "at"),
+)
+
+# Recycling reminders sent: one per record and cycle (rule, owner, due date), so a job
+# run every few minutes reminds once.
+pool_reminders = sa.Table(
+    "mc_pool_reminders", metadata,
+    sa.Column("entity", sa.String(63), primary_key=True),
+    sa.Column("record_id", sa.Integer, primary_key=True),
+    sa.Column("cycle", sa.String(200), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE")),
+    sa.Column("sent_at", TS, nullable=False),
+)

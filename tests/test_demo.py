@@ -127,13 +127,17 @@ def test_demo_data_is_consistent_and_loaded_once(make_app: Any, client_of: Any, 
         u = systables.users
         names = dict(conn.execute(sa.select(u.c.id, u.c.username)).all())
     customers = _all(client, "customer")
+    pooled = [c for c in customers if c["owner"] is None]  # released into the public pool (公海)
+    assert len(pooled) == summary["pool_customers"] >= 3
+    assert all(c["pool"] == "default" and c["deal_status"] == "unsold" for c in pooled)
+    customers = [c for c in customers if c["owner"] is not None]
     assert {names[c["owner"]] for c in customers} <= staff
     # ... except key accounts with a credit limit, which reps may not set: the sales
     # director enters those on the owner's behalf.
     director = next(uid for uid, name in names.items() if name == "zhang.wei")
     assert all(c["created_by"] == (director if c.get("credit_limit") else c["owner"]) for c in customers)
     assert any(c.get("credit_limit") for c in customers)
-    assert len({c["name"] for c in customers}) == 30
+    assert len({c["name"] for c in customers + pooled}) == 30
 
     # A demo user can sign in with the documented password.
     login(app.test_client(), "zhang.wei", DEMO_PASSWORD)
