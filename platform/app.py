@@ -12,6 +12,7 @@ from flask import Flask, jsonify, url_for
 from metacrm.runtime.catalog import Runtime
 from metacrm.runtime.db import make_engine
 from metacrm.runtime.web.api import bp as api_bp
+from metacrm.runtime.web.bulk_api import bp as bulk_api_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
 
@@ -30,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = Runtime(engine, timezone=settings["TIMEZONE"])
     init_auth(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(bulk_api_bp)
     app.register_blueprint(admin_bp)
     register_error_handlers(app)
 
