@@ -45,3 +45,10 @@ def run_action(conn: sa.Connection, catalog: Catalog, principal: Principal, enti
         raise BadRequest("The action's body must be a JSON object.")
     require_access(catalog, principal, rt, action)
     return HANDLERS[action](conn, catalog, principal, entity, record_id, body)
+
+
+from .dedup import merge as _dedup_merge  # noqa: E402 - engines register after HANDLERS exists
+from . import lead_conversion as _lead_conversion  # noqa: E402
+
+HANDLERS.update(_dedup_merge.ACTIONS)
+HANDLERS.update(_lead_conversion.ACTIONS)

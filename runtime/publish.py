@@ -364,5 +364,7 @@ def publish(conn: sa.Connection, documents: Sequence[Document], by: int | None =
         version=plan.to_version, published_at=utcnow(), published_by=by,
         documents=[d.data for d in plan.documents], plan=plan.to_dict(), note=note,
     ))
+    from .dedup.keys import sync_specs  # here, not at the top: the dedup engine imports the catalog, which imports us
+    sync_specs(conn, build_metadata_set(plan.documents))
     return plan
 

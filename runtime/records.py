@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 
 
+from . import dedup
 from .access import mask, scope_clause
 from .catalog import Catalog
 from .clock import utcnow
@@ -39,7 +40,9 @@ from .record_writes import (
 # ------------------------------------------------------------------ create / update / delete
 
 def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
-                  payload: Any) -> dict[str, Any]:
+                  payload: Any, *, dedup_on: str | None = "create") -> dict[str, Any]:
+    """Create a record. `dedup_on` is the dedup event checked ("import" for imports; None
+    skips the check but still stores the record's match keys)."""
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "create")
     child_access = access_of_children(catalog, principal, rt)
@@ -70,13 +73,14 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
             **cols)).mappings().one()
         record_id = row["id"]
         write_children(conn, rt, record_id, children, principal, now, {})
+        duplicates = dedup.after_write(conn, catalog, principal, rt.name, record_id, values, on=dedup_on)
     record_changes(conn, rt.name, record_id, principal.user_id, now, "create", [(None, None, None)])
     # The inserted row comes back from RETURNING; only child rows need reading again.
-    return present(read_record(conn, rt, row), access, child_access)
+    return _with_duplicates(present(read_record(conn, rt, row), access, child_access), duplicates)
 
 
 def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
-                  payload: Any) -> dict[str, Any]:
+                  payload: Any, *, dedup_on: str | None = "update") -> dict[str, Any]:
     rt = catalog.get(entity)
     if not isinstance(payload, Mapping):
         raise BadRequest("Expected a JSON object with the record's fields.")
@@ -144,8 +148,11 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
         if any(f.name in payload for f in rt.entity.table_fields):
             write_children(conn, rt, record_id, {k: v for k, v in children.items() if k in payload},
                             principal, now, existing_children)
+        duplicates = dedup.after_write(conn, catalog, principal, rt.name, record_id, values, on=dedup_on,
+                                       changed=[name for name, _, _ in changes])
     record_changes(conn, rt.name, record_id, principal.user_id, now, "update", changes)
-    return present(read_record(conn, rt, fetch_row(conn, rt, record_id)), access, child_access)
+    return _with_duplicates(present(read_record(conn, rt, fetch_row(conn, rt, record_id)), access, child_access),
+                            duplicates)
 
 
 def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
@@ -160,10 +167,18 @@ def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     try:
         with conn.begin_nested():
             conn.execute(rt.table.delete().where(rt.table.c.id == record_id))
+            dedup.forget_keys(conn, rt.name, [record_id])
     except sa.exc.IntegrityError:
         raise Conflict(f"This {rt.name} is still referenced by other records; "
                        "remove or re-point them first.", code_detail="referenced") from None
     record_changes(conn, rt.name, record_id, principal.user_id, utcnow(), "delete", [(None, snapshot, None)])
+
+
+def _with_duplicates(record: dict[str, Any], duplicates: list[Any]) -> dict[str, Any]:
+    """A saved record with the matches of `warn` dedup rules under `_duplicates` (absent when none)."""
+    if duplicates:
+        record["_duplicates"] = [m.to_dict() for m in duplicates]
+    return record
 
 
 def record_history(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,

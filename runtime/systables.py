@@ -193,3 +193,25 @@ import_rows = sa.Table(
     sa.Column("record_id", sa.Integer),
     sa.Index("ix_mc_import_rows_job", "job_id", "id"),
 )
+
+# Dedup engine (查重): normalised match keys and blocking keys of records, maintained by
+# the record service, so a duplicate check is an index lookup (runtime/dedup/keys.py).
+dedup_keys = sa.Table(
+    "mc_dedup_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("record_id", sa.Integer, nullable=False),
+    sa.Column("field", sa.String(63), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("key", sa.String(190), nullable=False),
+    sa.Column("norm", sa.String(500), nullable=False),  # the whole normalised value, for scoring
+    sa.Index("ix_mc_dedup_keys_lookup", "entity", "field", "method", "key"),
+    sa.Index("ix_mc_dedup_keys_record", "entity", "record_id"),
+)
+# Which (entity, field, method) keys exist for every record: publish backfills the new ones.
+dedup_specs = sa.Table(
+    "mc_dedup_specs", metadata,
+    sa.Column("entity", sa.String(63), primary_key=True),
+    sa.Column("field", sa.String(63), primary_key=True),
+    sa.Column("method", sa.String(16), primary_key=True),
+)
