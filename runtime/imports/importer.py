@@ -30,7 +30,7 @@ from ..errors import BadRequest, ServiceError
 from ..principal import Principal
 from ..records import create_record, update_record
 from .cells import Resolver, row_payload
-from .matching import MODES, decide
+from .matching import MODES, decide, write_check
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH = 500
@@ -102,6 +102,7 @@ class _Batch:
                  prepared: list[tuple[int, dict[str, Any] | None, list[Outcome]]]):
         self.catalog, self.principal, self.entity, self.options = catalog, principal, entity, options
         self.prepared = prepared
+        self.dedup_on = write_check(catalog, entity, options.dedup)
 
     def apply(self, conn: sa.Connection, row: int, payload: dict[str, Any]) -> Outcome:
         decision = decide(conn, self.catalog, self.principal, self.entity, payload, self.options.mode,
@@ -110,7 +111,7 @@ class _Batch:
             return Outcome(row, decision.action, decision.record_id, message=decision.message)
         values = {k: v for k, v in payload.items() if k != "id"}
         if decision.action == "create":
-            record = create_record(conn, self.catalog, self.principal, self.entity, values)
+            record = create_record(conn, self.catalog, self.principal, self.entity, values, dedup_on=self.dedup_on)
             return Outcome(row, "create", record["id"])
         rt = self.catalog.get(self.entity)
         version = conn.execute(sa.select(rt.table.c.version).where(rt.table.c.id == decision.record_id)
@@ -119,7 +120,7 @@ class _Batch:
             return Outcome(row, "error", field="id" if "id" in payload else None,
                            message=f"No {self.entity} with id {decision.record_id}.")
         update_record(conn, self.catalog, self.principal, self.entity, decision.record_id,
-                      {**values, "version": version})
+                      {**values, "version": version}, dedup_on=self.dedup_on)
         return Outcome(row, "update", decision.record_id)
 
     def run(self, conn: sa.Connection, savepoints: bool, skip: dict[int, list[Outcome]] | None = None) -> _Pass:

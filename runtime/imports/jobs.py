@@ -13,19 +13,21 @@ import datetime as dt
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
 from metacrm.metadata.model import Field
 
 from .. import systables
-from ..catalog import Runtime
+from ..access import Access, access_for
+from ..catalog import Catalog, EntityRuntime, Runtime
 from ..clock import utcnow
 from ..coercion import MAX_ID, utc
-from ..errors import NotFound, ServiceError
+from ..errors import NotFound, PermissionDenied, ServiceError
 from ..principal import Principal
 from .importer import Counts, ImportOptions, Outcome, run_import
+from .mapping import resolve_mapping
 from .readers import count_rows, open_table
 
 log = logging.getLogger(__name__)
@@ -40,15 +42,36 @@ FINISHED = ("done", "failed", "interrupted")
 jobs, job_rows = systables.import_jobs, systables.import_rows
 
 
-def create_job(conn: sa.Connection, principal: Principal, entity: str, filename: str, fmt: str,
-               options: ImportOptions, mapping: Mapping[str, str | None]) -> int:
-    return conn.execute(jobs.insert().values(
-        entity=entity, user_id=principal.user_id, filename=filename[:255], format=fmt, mode=options.mode,
-        dry_run=options.dry_run, mapping=dict(mapping), status="queued", created_at=utcnow(),
-    ).returning(jobs.c.id)).scalar_one()
+def require_import(catalog: Catalog, principal: Principal, entity: str) -> tuple[EntityRuntime, Access]:
+    """The entity and the principal's rights on it; 403 unless a role grants `import`."""
+    rt = catalog.get(entity)
+    access = access_for(catalog.mset, principal, rt.entity)
+    if not access.allows("import"):
+        raise PermissionDenied(f"You may not import {rt.entity.label.get(principal.language)} records.")
+    return rt, access
 
 
-def _record_batch(job_id: int, dry_run: bool) -> Any:
+def create_job(rt: Runtime, principal: Principal, entity: str, path: Path, filename: str,
+               options: ImportOptions, mapping: Any = None, encoding: str | None = None) -> tuple[int, dict[int, Field]]:
+    """Check the permission, read the header, settle the mapping and record a queued job:
+    (job id, column index → field). Nothing is recorded when any of it is refused."""
+    catalog = rt.catalog()
+    entity_rt, access = require_import(catalog, principal, entity)
+    with open_table(path, encoding) as table:
+        columns = resolve_mapping(table.headers, mapping, entity_rt, access)
+        fmt = table.format
+        chosen = {h: (columns[i].name if i in columns else None) for i, h in enumerate(table.headers)}
+    if principal.user_id is None:
+        raise PermissionDenied("An import runs as a user (the importer owns what it creates).")
+    with rt.engine.begin() as conn:
+        job_id = conn.execute(jobs.insert().values(
+            entity=entity, user_id=principal.user_id, filename=filename[:255], format=fmt, mode=options.mode,
+            dry_run=options.dry_run, mapping=chosen, status="queued", created_at=utcnow(),
+        ).returning(jobs.c.id)).scalar_one()
+    return job_id, columns
+
+
+def _record_batch(job_id: int, dry_run: bool, progress: Callable[[Counts], None] | None) -> Any:
     def record(conn: sa.Connection, outcomes: list[Outcome], counts: Counts) -> None:
         kept = [o for o in outcomes if dry_run or o.action in ("error", "skip")]
         if kept:
@@ -58,6 +81,8 @@ def _record_batch(job_id: int, dry_run: bool) -> Any:
         conn.execute(jobs.update().where(jobs.c.id == job_id).values(
             done=counts.done, created=counts.created, updated=counts.updated, skipped=counts.skipped,
             failed=counts.failed, heartbeat_at=utcnow()))
+        if progress is not None:
+            progress(counts)
     return record
 
 
@@ -68,16 +93,18 @@ def _finish(rt: Runtime, job_id: int, status: str, message: str | None = None) -
 
 
 def run_job(rt: Runtime, principal: Principal, job_id: int, entity: str, path: Path, columns: dict[int, Field],
-            options: ImportOptions, encoding: str | None = None, delete_file: bool = True) -> None:
-    """Run a recorded job to its end; any failure is recorded on the job, not raised."""
+            options: ImportOptions, encoding: str | None = None, delete_file: bool = True,
+            total: int | None = None, progress: Callable[[Counts], None] | None = None) -> None:
+    """Run a recorded job to its end; any failure is recorded on the job, not raised.
+    `progress(counts)` is called after each committed batch (the CLI's progress bar)."""
     try:
-        total = count_rows(path, encoding)
+        total = count_rows(path, encoding) if total is None else total
         with rt.engine.begin() as conn:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(
                 status="running", total=total, started_at=utcnow(), heartbeat_at=utcnow()))
         with open_table(path, encoding) as table:
             run_import(rt, principal, entity, table.rows, columns, options,
-                       _record_batch(job_id, options.dry_run))
+                       _record_batch(job_id, options.dry_run, progress))
         _finish(rt, job_id, "done")
     except ServiceError as exc:
         _finish(rt, job_id, "failed", exc.message)

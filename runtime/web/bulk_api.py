@@ -18,8 +18,7 @@ from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
-from ..access import access_for
-from ..errors import BadRequest, PermissionDenied
+from ..errors import BadRequest
 from ..exports import FORMATS, csv_chunks, export_records, parse_ids, record_export, write_xlsx
 from ..imports import jobs
 from ..imports.importer import ImportOptions
@@ -36,13 +35,7 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 
 
 def _require_import(entity: str, principal: Principal) -> Any:
-    rt = runtime()
-    catalog = rt.catalog()
-    entity_rt = catalog.get(entity)
-    access = access_for(catalog.mset, principal, entity_rt.entity)
-    if not access.allows("import"):
-        raise PermissionDenied(f"You may not import {entity_rt.entity.label.get(principal.language)} records.")
-    return entity_rt, access
+    return jobs.require_import(runtime().catalog(), principal, entity)
 
 
 def _upload_dir() -> Path:
@@ -79,19 +72,14 @@ def _flag(name: str) -> bool:
 def import_view(entity: str) -> Any:
     """Import a file: `{"created", "updated", "skipped", "errors", ...}` or 202 with a job to poll."""
     principal = require_principal()
-    entity_rt, access = _require_import(entity, principal)
+    _require_import(entity, principal)
     rt = runtime()
     options = ImportOptions(mode=(request.form.get("mode") or "create").strip(), dry_run=_flag("dry_run"))
     mapping = _mapping_arg()
     encoding = request.form.get("encoding") or None
     path, filename = _save_upload()
     try:
-        with open_table(path, encoding) as table:
-            columns = resolve_mapping(table.headers, mapping, entity_rt, access)
-            fmt = table.format
-            chosen = {h: (columns[i].name if i in columns else None) for i, h in enumerate(table.headers)}
-        with rt.engine.begin() as conn:
-            job_id = jobs.create_job(conn, principal, entity, filename, fmt, options, chosen)
+        job_id, columns = jobs.create_job(rt, principal, entity, path, filename, options, mapping, encoding)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
