@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from metacrm.metadata.model import Field
 
 from ..catalog import Catalog, Runtime
-from ..errors import BadRequest, ServiceError
+from ..access import access_for
+from ..errors import BadRequest, PermissionDenied, ServiceError
 from ..principal import Principal
 from ..records import create_record, update_record
 from .cells import Resolver, row_payload
@@ -176,7 +177,9 @@ def run_import(rt: Runtime, principal: Principal, entity: str, rows: Iterable[tu
     with rt.engine.connect() as conn:
         catalog = rt.catalog(conn)
         conn.rollback()
-        catalog.get(entity)
+        entity_rt = catalog.get(entity)
+        if not access_for(catalog.mset, principal, entity_rt.entity).allows("import"):
+            raise PermissionDenied(f"You may not import {entity_rt.entity.label.get(principal.language)} records.")
         resolver = Resolver(catalog, principal, zone)
         for chunk in _chunks(iter(rows), options.batch_size):
             tx = conn.begin()
