@@ -85,14 +85,20 @@ def _customer_for(conn: sa.Connection, catalog: Catalog, principal: Principal, v
     on leads (also_check) don't count here: this lead is the one becoming the customer."""
     rules = rules_for(catalog.mset, CUSTOMER, "convert")
     lock_candidates(conn, catalog.mset, rules, values)
-    matches = [m for m in _find(conn, catalog, principal, rules, values, frozenset({(lead_entity, lead_id)}))
-               if m.entity == CUSTOMER]
-    link = next((m for m in matches if m.action == "link" and m.id is not None), None)
+    exclude = frozenset({(lead_entity, lead_id)})
+
+    def customers(action: str) -> list[Any]:
+        return [m for m in _find(conn, catalog, principal, [r for r in rules if r.action == action], values, exclude)
+                if m.entity == CUSTOMER]
+
+    links = customers("link")
+    link = next((m for m in links if m.id is not None), None)
     if link is not None:
-        return link.id, matches
-    if matches:
-        raise duplicate_error(catalog, CUSTOMER, matches, principal.language)
-    return None, matches
+        return link.id, links
+    refused = customers("block") + links
+    if refused:
+        raise duplicate_error(catalog, CUSTOMER, refused, principal.language)
+    return None, []
 
 
 def _mark_converted(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, lead_id: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 #: Methods whose keys are the whole normalised value: a match is key equality.
 EXACT_METHODS = frozenset({"exact", "iexact", "email", "phone", "date"})
@@ -40,8 +40,9 @@ NORM_MAX = 500
 #: How many leading characters the deletion neighbourhood covers. A typo further on
 #: leaves that prefix intact, so the undeleted prefix is then the shared key.
 BLOCK_PREFIX = 8
-#: Below this length a deletion key would be one or two characters: not selective.
-MIN_DELETION_LEN = 4
+#: Below this length deletion keys would be short and shared by many names (and a one-
+#: character change in so short a name scores under any sensible threshold anyway).
+MIN_DELETION_LEN = 6
 
 
 # ------------------------------------------------------------------ shared text helpers
@@ -329,6 +330,64 @@ def match_keys(method: str, norm: str | None) -> set[str]:
     return _deletion_keys(_sorted_compact(norm))
 
 
+#: Words that say what a company does, not which company it is (科技, Trading…): two names
+#: that differ only in their brand must not look alike because their long trade words agree.
+_GENERIC_ZH = tuple(sorted(set(
+    "科技 信息 技术 网络 软件 电子 机械 制造 精密 仪器 新材料 材料 投资 管理 融资 租赁 资产 教育 培训 医疗 器械 "
+    "生物 医药 置业 房地产 开发 物业 商贸 贸易 百货 连锁 超市 物流 供应链 货运 代理 能源 新能源 电力 工程 咨询 "
+    "企业 人力资源 服务 实业 发展 国际 控股 集团 文化 传媒 广告 建设 建筑 装饰 设计 食品 农业 环保 化工 汽车 "
+    "通信 智能 数据 网络科技 电子商务 进出口".split()), key=len, reverse=True))
+_GENERIC_EN = frozenset((
+    "technologies technology tech software systems system digital manufacturing industries industrial capital "
+    "logistics trading consulting energy healthcare pharma pharmaceuticals materials foods food retail properties "
+    "property education networks network solutions services service global international holdings group "
+    "enterprises partners ventures investments investment management media labs"
+).split())
+
+
+def _distinctive(norm: str) -> str:
+    """The part of a company's core name that tells it apart: trade words removed."""
+    if _has_cjk(norm):
+        core = norm
+        changed = True
+        while changed:
+            changed = False
+            for word in _GENERIC_ZH:
+                if core.endswith(word) and len(core) - len(word) >= 2:
+                    core, changed = core[: -len(word)], True
+                    break
+        return core
+    words = [w for w in norm.split() if not _generic_en(w)]
+    return "".join(sorted(words or norm.split()))
+
+
+def _generic_en(word: str) -> bool:
+    """A trade word, or one typing slip away from a long one (Tradng, Globall)."""
+    if word in _GENERIC_EN:
+        return True
+    return len(word) >= 5 and any(abs(len(g) - len(word)) <= 1 and len(g) >= 6 and OSA.distance(word, g) <= 1
+                                  for g in _GENERIC_EN)
+
+
+def _company_similarity(a: str, b: str) -> float:
+    """The whole names' likeness, capped by their brands' (the distinctive words): a
+    Chinese brand must be the same characters (龙天 and 龙天兴 are two firms), a Latin one
+    may carry one typing slip when it is five letters or longer (Northwind ≈ Nrothwind)."""
+    full = _text_similarity(a, b)
+    ba, bb = _distinctive(a), _distinctive(b)
+    if ba == bb:
+        return full
+    if not _has_cjk(ba + bb) and min(len(ba), len(bb)) >= 5 and OSA.distance(ba, bb) <= 1:
+        return full
+    return min(full, fuzz.ratio(ba, bb) / 100.0)
+
+
+def _text_similarity(a: str, b: str) -> float:
+    if " " not in a and " " not in b:
+        return fuzz.ratio(a, b) / 100.0
+    return max(fuzz.ratio(a, b), fuzz.token_sort_ratio(a, b), fuzz.ratio(_sorted_compact(a), _sorted_compact(b))) / 100.0
+
+
 def similarity(method: str, a: str | None, b: str | None) -> float:
     """How alike two normalised values are, 0..1 (1 for equal)."""
     if not a or not b:
@@ -340,9 +399,9 @@ def similarity(method: str, a: str | None, b: str | None) -> float:
     if method == "person_name":
         return max(JaroWinkler.normalized_similarity(x, y)
                    for x in _person_orders(a) for y in _person_orders(b))
-    if " " not in a and " " not in b:
-        return fuzz.ratio(a, b) / 100.0
-    return max(fuzz.ratio(a, b), fuzz.token_sort_ratio(a, b), fuzz.ratio(_sorted_compact(a), _sorted_compact(b))) / 100.0
+    if method == "company_name":
+        return _company_similarity(a, b)
+    return _text_similarity(a, b)
 
 
 def threshold_of(method: str, threshold: float | None) -> float:
