@@ -13,6 +13,7 @@ from metacrm.runtime.catalog import Runtime
 from metacrm.runtime.db import make_engine
 from metacrm.runtime.web.api import bp as api_bp
 from metacrm.runtime.web.picker_api import bp as pickers_bp
+from metacrm.runtime.web.bulk_api import bp as bulk_api_bp
 from metacrm.runtime.web.dedup_api import bp as dedup_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
@@ -35,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = Runtime(engine, timezone=settings["TIMEZONE"])
     init_auth(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(bulk_api_bp)
     app.register_blueprint(dedup_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(pools_bp)

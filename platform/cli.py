@@ -23,6 +23,7 @@ from metacrm.runtime.web.context import EXTENSION
 
 from .app import create_app
 from .bootstrap import init_instance
+from .bulk_cli import export_command, import_command
 
 
 def _fail(message: str) -> None:
@@ -281,6 +282,10 @@ def dedup_rebuild() -> None:
     for entity, n in sorted(written.items()):
         click.echo(f"{entity}: {n} key(s)")
     click.echo(f"Rebuilt the dedup keys of {len(written)} entit{'y' if len(written) == 1 else 'ies'}.")
+
+
+main.add_command(import_command)
+main.add_command(export_command)
 
 
 if __name__ == "__main__":

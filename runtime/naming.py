@@ -32,9 +32,19 @@ def next_number(conn: sa.Connection, entity: str, field: str, fmt: str, now: dt.
     return TOKEN.sub(lambda m: f"{value:0{len(m.group(1))}d}" if m.group(1).startswith("#") else m.group(0), prefix)
 
 
-def _increment(conn: sa.Connection, key: str) -> int:
+def _increment_statement(dialect: str) -> sa.Insert:
     seq = systables.sequences
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(seq).values(key=key, value=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[seq.c.key], set_={"value": seq.c.value + 1})
-    return conn.execute(stmt.returning(seq.c.value)).scalar_one()
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(seq).values(key=sa.bindparam("key"), value=1)
+    return stmt.on_conflict_do_update(index_elements=[seq.c.key], set_={"value": seq.c.value + 1}) \
+        .returning(seq.c.value)
+
+
+#: One statement per dialect, the key a bound parameter: built and compiled once, not per number.
+_INCREMENT = {name: _increment_statement(name) for name in ("postgresql", "sqlite")}
+
+
+def _increment(conn: sa.Connection, key: str) -> int:
+    stmt = _INCREMENT[conn.dialect.name] if conn.dialect.name in _INCREMENT \
+        else _increment_statement(conn.dialect.name)
+    return conn.execute(stmt, {"key": key}).scalar_one()

@@ -325,7 +325,9 @@ def check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, prin
     outside the scope reads "No customer with id 7" just like a missing one, so linking
     can't be used to probe which ids exist or to attach to records one can't see. A
     value that isn't changed is not checked again (a link may outlive its reader's scope)."""
-    checks: list[tuple[str, Any, str, sa.ColumnElement[bool] | None]] = []
+    # A target's read scope is built only for a value that is checked: most rows leave most
+    # lookups empty, and building a scope costs more than the check (an import pays it per row).
+    checks: list[tuple[str, Any, str, Any]] = []
     if rt.entity.ownership:
         checks += [("owner", systables.users, "user", None), ("department", systables.departments, "department", None)]
     for f in rt.entity.active_fields:
@@ -334,7 +336,8 @@ def check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, prin
             if target is None:
                 checks.append((f.name, None, f.target or f.name, None))
             else:
-                checks.append((f.name, target.table, f.target or f.name, _readable_scope(catalog, principal, target)))
+                checks.append((f.name, target.table, f.target or f.name,
+                               lambda target=target: _readable_scope(catalog, principal, target)))
         elif f.type == "user":
             checks.append((f.name, systables.users, "user", None))
         elif f.type == "department":
@@ -353,7 +356,7 @@ def check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, prin
         v = values.get(name)
         if v is None or (before is not None and before.get(name) == v) or trusted.get(name, object()) == v:
             continue
-        if table is None or not _exists(conn, table, v, scope):
+        if table is None or not _exists(conn, table, v, scope() if callable(scope) else scope):
             errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
 
 

@@ -171,6 +171,44 @@ saved_views = sa.Table(
     sa.Index("ix_mc_saved_views_user_entity", "user_id", "entity"),
 )
 
+# Imports (runtime/imports/): one row per import run, so progress survives the web process
+# and the error report can be downloaded later; one row per reported row outcome.
+import_jobs = sa.Table(
+    "mc_import_jobs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("format", sa.String(8), nullable=False),  # "csv" | "xlsx"
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("mapping", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # queued | running | done | failed | interrupted
+    sa.Column("total", sa.Integer),
+    sa.Column("done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("message", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("started_at", TS),
+    sa.Column("finished_at", TS),
+    sa.Column("heartbeat_at", TS),
+)
+
+import_rows = sa.Table(
+    "mc_import_rows", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("mc_import_jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),  # error | skip | create | update
+    sa.Column("field", sa.String(63)),
+    sa.Column("message", sa.Text),
+    sa.Column("record_id", sa.Integer),
+    sa.Index("ix_mc_import_rows_job", "job_id", "id"),
+)
+
 # Dedup engine (查重): normalised match keys and blocking keys of records, maintained by
 # the record service, so a duplicate check is an index lookup (runtime/dedup/keys.py).
 dedup_keys = sa.Table(

@@ -40,6 +40,11 @@ def key_rows(entity: str, record_id: int, specs: Iterable[tuple[str, str]],
     return rows
 
 
+#: Built once with bound parameters: SQLAlchemy caches its compiled form, where a fresh
+#: `.where(K.c.entity == entity, ...)` per record costs more than running it (imports).
+_DELETE_KEYS = K.delete().where(K.c.entity == sa.bindparam("entity"), K.c.record_id == sa.bindparam("record_id"))
+
+
 def specs_for(mset: MetadataSet, entity: str) -> frozenset[tuple[str, str]]:
     return key_specs(rules_of(mset)).get(entity, frozenset())
 
@@ -52,7 +57,7 @@ def store_keys(conn: sa.Connection, mset: MetadataSet, entity: str, record_id: i
         return
     if changed is not None and not {f for f, _ in specs} & set(changed):
         return
-    conn.execute(K.delete().where(K.c.entity == entity, K.c.record_id == record_id))
+    conn.execute(_DELETE_KEYS, {"entity": entity, "record_id": record_id})
     rows = key_rows(entity, record_id, specs, values)
     if rows:
         conn.execute(K.insert(), rows)
