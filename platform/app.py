@@ -14,6 +14,7 @@ from metacrm.runtime.db import make_engine
 from metacrm.runtime.web.api import bp as api_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
+from metacrm.runtime.web.workflow_api import bp as workflow_bp
 
 from .admin import bp as admin_bp
 from .auth import init_auth
@@ -30,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = Runtime(engine, timezone=settings["TIMEZONE"])
     init_auth(app)
     app.register_blueprint(api_bp)
+    app.register_blueprint(workflow_bp)
     app.register_blueprint(admin_bp)
     register_error_handlers(app)
 
