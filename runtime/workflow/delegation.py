@@ -27,7 +27,7 @@ def _row(r: Any, names: Mapping[int, str]) -> dict[str, Any]:
 
 def _names(conn: sa.Connection, ids: set[int]) -> dict[int, str]:
     u = systables.users
-    return dict(conn.execute(sa.select(u.c.id, u.c.display_name).where(u.c.id.in_(ids)))) if ids else {}
+    return dict(conn.execute(sa.select(u.c.id, u.c.display_name).where(u.c.id.in_(ids))).all()) if ids else {}
 
 
 def list_delegations(conn: sa.Connection, principal: Principal, all_users: bool = False) -> list[dict[str, Any]]:
