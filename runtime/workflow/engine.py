@@ -211,14 +211,14 @@ def run_side_actions(run: Run, names: tuple[str, ...], submitter: int | None, re
 # ------------------------------------------------------------------ writing the state
 
 def enter(run: Run, row: Mapping[str, Any], target: str, transition: str, values: Mapping[str, Any],
-          submitter: int | None) -> dict[str, Any]:
+          submitter: int | None, engine_values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write the new state (with the actions' `set` and the caller's values) through the
     record service, then the actions' notifications and records; the updated record."""
     from ..records import update_record
 
     machine = run.machine
     run.record[machine.state_field] = target
-    sets = action_values(run, (target, transition), submitter)
+    sets = {**action_values(run, (target, transition), submitter), **jsonable(dict(engine_values or {}))}
     payload = {**dict(values), **sets, machine.state_field: target, "version": row["version"]}
     record = update_record(run.conn, run.catalog, run.principal, run.rt.name, run.record_id, payload,
                            workflow_fields=frozenset(sets) | {machine.state_field})
@@ -248,9 +248,15 @@ def present_for(conn: sa.Connection, catalog: Catalog, principal: Principal, rt:
 # ------------------------------------------------------------------ the entry point
 
 def fire_transition(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
-                    name: str, body: Any = None) -> dict[str, Any]:
+                    name: str, body: Any = None, *, engine_values: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """Fire transition (or approval decision) `name` on a record as `principal`, inside
-    the caller's transaction; the updated record as the principal may see it."""
+    the caller's transaction; the updated record as the principal may see it.
+
+    `engine_values` is for other engines calling from Python (lead conversion sets
+    `converted_customer` with `convert`): fields written with the transition although
+    read-only, trusted like the workflow's own actions. The principal's right to fire
+    the transition is checked as for any caller."""
     rt = catalog.get(entity)
     body = _body(body)
     machines = machines_of(catalog, entity)
@@ -269,7 +275,8 @@ def fire_transition(conn: sa.Connection, catalog: Catalog, principal: Principal,
     for machine in machines:
         t = machine.transition(name, current.get(machine.state_field))
         if t is not None:
-            return _fire_declared(conn, catalog, principal, rt, machine, t, row, approval, body)
+            return _fire_declared(conn, catalog, principal, rt, machine, t, row, approval, body,
+                                  dict(engine_values or {}))
     if approval is not None and name in DECIDE + ("withdraw",):
         machine = machine_named(catalog, entity, approval.workflow)
         if machine is None or approval.chain not in machine.chains:
@@ -284,7 +291,8 @@ def fire_transition(conn: sa.Connection, catalog: Catalog, principal: Principal,
 
 
 def _fire_declared(conn: sa.Connection, catalog: Catalog, principal: Principal, rt: EntityRuntime, machine: Machine,
-                   t: Transition, row: Mapping[str, Any], approval: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+                   t: Transition, row: Mapping[str, Any], approval: Any, body: Mapping[str, Any],
+                   engine_values: dict[str, Any]) -> dict[str, Any]:
     own_approval = approval if approval is not None and approval.workflow == machine.name else None
     why = may_fire(conn, catalog, principal, rt, machine, t, row, own_approval)
     if why:
@@ -317,7 +325,7 @@ def _fire_declared(conn: sa.Connection, catalog: Catalog, principal: Principal, 
             conn.execute(approvals.E.update().where(approvals.E.c.approval_id == new.id,
                                                     approvals.E.c.action.in_(("submit", "resubmit")))
                          .values(comment=body["comment"]))
-    return enter(run, row, target, t.name, values, submitter)
+    return enter(run, row, target, t.name, values, submitter, engine_values)
 
 
 def _decide(conn: sa.Connection, catalog: Catalog, principal: Principal, rt: EntityRuntime, machine: Machine,
