@@ -50,6 +50,10 @@ def check_states(ctx: Context, data: Mapping[str, Any]) -> Iterator[Problem]:
         yield "/state_field", f"state_field '{name}' must be a select field, not {field.get('type') if field else 'this'}"
     else:
         options = {o["value"] for o in field.get("options") or ()}
+        default = field.get("default")
+        if default is not None and len(initial) == 1 and default != data["states"][initial[0]]["name"]:
+            yield "/state_field", (f"field '{name}' defaults to '{default}' but the workflow starts in "
+                                   f"'{data['states'][initial[0]]['name']}' (new records start in the initial state)")
         for i, state in enumerate(data["states"]):
             if state["name"] not in options:
                 yield pointer("states", i, "name"), (
@@ -198,5 +202,79 @@ def check_actions(ctx: Context, data: Mapping[str, Any]) -> Iterator[Problem]:
                         yield pointer("actions", i, "create", "values", key), problem
 
 
+#: Names the engine answers while an approval is pending (runtime/workflow/machine.py DECISIONS).
+DECISIONS = ("approve", "reject", "reassign", "add_signer")
+
+
+def check_engine_rules(ctx: Context, data: Mapping[str, Any]) -> Iterator[Problem]:
+    """What the engine needs beyond a well-formed machine: one workflow per state field,
+    transition names unambiguous across an entity's workflows, decisions not shadowed,
+    editable fields that aren't the state, and actions whose values and recipients work."""
+    for other in ctx.workflows:
+        if other is data or other.get("entity") != data["entity"] or other.get("name") == data["name"]:
+            continue
+        if other.get("state_field") == data["state_field"]:
+            yield "/state_field", (f"workflow '{other.get('name')}' already drives field '{data['state_field']}' "
+                                   f"of entity '{data['entity']}'")
+        theirs = {t.get("name") for t in other.get("transitions") or ()}
+        for i, t in enumerate(data["transitions"]):
+            if t["name"] in theirs:
+                yield pointer("transitions", i, "name"), (
+                    f"transition '{t['name']}' is also in workflow '{other.get('name')}' of entity "
+                    f"'{data['entity']}'; the API fires transitions by name, so names must differ")
+    waiting = {t["to"] for t in data["transitions"] if t.get("approval")}
+    for i, t in enumerate(data["transitions"]):
+        if t["name"] in DECISIONS and waiting & set(t["from"]):
+            yield pointer("transitions", i, "name"), (
+                f"'{t['name']}' is an approval decision in state(s) {quoted(sorted(waiting & set(t['from'])))}; "
+                "name this transition differently")
+    for chain_name, chain in (data.get("approvals") or {}).items():
+        for i, step in enumerate(chain["steps"]):
+            for j, name in enumerate(step.get("editable_fields") or ()):
+                if name == data["state_field"]:
+                    yield pointer("approvals", chain_name, "steps", i, "editable_fields", j), (
+                        "the state field changes only through transitions")
+    entity = ctx.entity(data["entity"])
+    if entity is None:
+        return
+    for i, action in enumerate(data.get("actions") or ()):
+        for key, value in (action.get("set") or {}).items():
+            if key == data["state_field"]:
+                yield pointer("actions", i, "set", key), "the state field changes only through transitions"
+            elif isinstance(value, str) and not value.startswith("$"):
+                yield from expression_problems(ctx, entity, value, pointer("actions", i, "set", key))
+            elif isinstance(value, str) and value not in PLACEHOLDERS:
+                yield pointer("actions", i, "set", key), (
+                    f"unknown placeholder {value!r} (one of {quoted(PLACEHOLDERS)})")
+        for j, who in enumerate(action.get("notify") or ()):
+            problem = _recipient_problem(ctx, entity, who)
+            if problem:
+                yield pointer("actions", i, "notify", j), problem
+        target = ctx.entity((action.get("create") or {}).get("entity"))
+        for key, value in ((action.get("create") or {}).get("values") or {}).items():
+            if isinstance(value, str) and not value.startswith("$") and target is not None:
+                yield from expression_problems(ctx, entity, value, pointer("actions", i, "create", "values", key))
+            elif isinstance(value, str) and value.startswith("$") and value not in PLACEHOLDERS:
+                yield pointer("actions", i, "create", "values", key), (
+                    f"unknown placeholder {value!r} (one of {quoted(PLACEHOLDERS)})")
+
+
+#: Values an action may set besides expressions (strings) and literals (numbers, booleans, null).
+PLACEHOLDERS = ("$now", "$today", "$me", "$my_department", "$submitter", "$record", "$id")
+
+
+def _recipient_problem(ctx: Context, entity: EntityInfo, who: str) -> str | None:
+    """notify: "submitter", "$me", "role:<role>", "user:<username>", or a user field."""
+    if who in ("submitter", "$me") or who.startswith("user:"):
+        return None
+    if who.startswith("role:"):
+        return ctx.role_problem(who[5:])
+    if entity.is_user_field(who):
+        return None
+    return (f"can't notify '{who}': expected a user field of '{entity.name}', 'submitter', '$me', "
+            "'role:<role>' or 'user:<username>'")
+
+
 #: The workflow checks, in the order their errors are listed.
-WORKFLOW_CHECKS = (check_states, check_transitions, check_reachable, check_approvals, check_actions)
+WORKFLOW_CHECKS = (check_states, check_transitions, check_reachable, check_approvals, check_actions,
+                   check_engine_rules)

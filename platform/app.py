@@ -18,6 +18,7 @@ from metacrm.runtime.web.dedup_api import bp as dedup_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
 from metacrm.runtime.web.pools import bp as pools_bp
+from metacrm.runtime.web.workflow_api import bp as workflow_bp
 
 from .admin import bp as admin_bp
 from .admin_pools import bp as admin_pools_bp
@@ -38,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(bulk_api_bp)
     app.register_blueprint(dedup_bp)
+    app.register_blueprint(workflow_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(pools_bp)
     app.register_blueprint(admin_pools_bp)

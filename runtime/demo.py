@@ -55,6 +55,7 @@ from .catalog import Catalog, Runtime
 from .errors import BadRequest
 from .principal import Principal
 from .records import create_record, update_record
+from .workflow.engine import fire_transition
 
 DEMO_PASSWORD = "demo-pass-1"
 MARKER_ACTION = "demo_data"
@@ -90,7 +91,7 @@ class UserSpec:
 
 
 USERS: tuple[UserSpec, ...] = (
-    UserSpec("wang.jun", "王军", "总经理", "gmo", None, ("admin", "sales_manager"), heads="gmo"),
+    UserSpec("wang.jun", "王军", "总经理", "gmo", None, ("admin", "sales_manager", "general_manager"), heads="gmo"),
     UserSpec("zhang.wei", "张伟", "销售总监", "sales", "wang.jun", ("sales_manager",), heads="sales"),
     UserSpec("li.na", "李娜", "华北销售组组长", "north", "zhang.wei", ("sales_manager", "sales"), heads="north"),
     UserSpec("liu.yang", "刘洋", "销售代表", "north", "li.na", ("sales",)),
@@ -265,6 +266,10 @@ OPP_SOURCE = {"cold_call": "other"}  # customer/lead sources the opportunity sel
 STAGE_WIN_RATE = {"initial": 10, "needs": 20, "proposal": 40, "negotiation": 60, "won": 100, "lost": 0,
                   "invalid": 0}
 STAGES_ALL = ("initial", "needs", "proposal", "negotiation", "won", "lost", "invalid")
+#: The opportunity_stages transition into each stage (records change stage only through them).
+STAGE_MOVES = {"needs": "to_needs", "proposal": "to_proposal", "negotiation": "to_negotiation", "won": "win",
+               "lost": "lose", "invalid": "invalidate"}
+LEAD_MOVES = {"following": "follow", "converted": "convert", "invalid": "invalidate", "void": "void"}
 STAGE_WEIGHTS = (("initial", 14), ("needs", 14), ("proposal", 14), ("negotiation", 10), ("won", 30),
                  ("lost", 12), ("invalid", 6))
 LOST_REASONS = ("客户选择了价格更低的竞品", "项目预算被砍，暂停采购", "决策人变动，新负责人倾向原有供应商",
@@ -762,8 +767,8 @@ def _create_opportunities(conn: sa.Connection, catalog: Catalog, ctx: Context, s
         payload: dict[str, Any] = {
             "name": f"{story.company.short} {project[1]}" if story.company.english else
                     f"{story.company.short}{project[0]}",
-            "customer": customer["id"], "contact": contact["id"], "stage": opening, "amount": str(amount),
-            "win_rate": STAGE_WIN_RATE[opening],
+            "customer": customer["id"], "contact": contact["id"], "amount": str(amount),
+            "win_rate": STAGE_WIN_RATE["initial"],
             "source": "existing_customer" if k > 0 else OPP_SOURCE.get(customer["source"], customer["source"]),
             "owner": story.owner.id, "department": story.owner.department_id,
         }
@@ -776,16 +781,22 @@ def _create_opportunities(conn: sa.Connection, catalog: Catalog, ctx: Context, s
         ctx.at(created)
         record = create_record(conn, catalog, story.owner.principal, "opportunity", payload)
         ctx.count("opportunities")
+        if opening != "initial":  # stages change through the opportunity_stages workflow
+            ctx.at(created + dt.timedelta(minutes=30))
+            record = fire_transition(conn, catalog, story.owner.principal, "opportunity", record["id"],
+                                     STAGE_MOVES[opening])
         if closed_at is not None:
             ctx.at(closed_at)
-            change: dict[str, Any] = {"version": record["version"], "stage": stage, "win_rate": STAGE_WIN_RATE[stage]}
+            change: dict[str, Any] = {}
             if stage == "lost":
                 change["lost_reason"] = rng.choice(LOST_REASONS)
             elif stage == "invalid":
                 change["remark"] = "客户需求不明确，经核实为无效商机"
             elif stage == "won":
                 change["expected_close_date"] = closed_at.date().isoformat()
-            record = update_record(conn, catalog, story.owner.principal, "opportunity", record["id"], change)
+                ctx.count("followups")  # the workflow records a follow-up on every won deal
+            record = fire_transition(conn, catalog, story.owner.principal, "opportunity", record["id"],
+                                     STAGE_MOVES[stage], {"values": change})
         out.append((record, created, stage, lines, closed_at))
         earliest = created + dt.timedelta(days=rng.randrange(10, 90))
     return out
@@ -820,6 +831,12 @@ def _create_contract(conn: sa.Connection, catalog: Catalog, ctx: Context, story:
     contract = create_record(conn, catalog, story.owner.principal, "contract", payload)
     ctx.count("contracts")
     ctx.count("contract_lines", len(rows))
+    # Contracts start as drafts; all but the newest went through contract approval.
+    age = (now - signed).days
+    outcome = "approved" if age > 14 else _weighted(rng, (("approved", 2), ("pending", 2), ("draft", 1),
+                                                          ("rejected", 1)))
+    if outcome != "draft":
+        _through_approval(conn, catalog, ctx, story, "contract", contract["id"], signed, outcome)
 
     # Receivable plans: the contract amount in instalments; receivables for those that came due.
     total = Decimal(contract["amount"])
@@ -843,6 +860,33 @@ def _create_contract(conn: sa.Connection, catalog: Catalog, ctx: Context, story:
     return contract
 
 
+def _through_approval(conn: sa.Connection, catalog: Catalog, ctx: Context, story: Story, entity: str,
+                      record_id: int, at: dt.datetime, outcome: str) -> None:
+    """Submit a record as its owner and let each pending approver decide in turn, until
+    the approval ends (`approved` / `rejected`) or, for `pending`, after the first step."""
+    t = systables.approval_tasks
+    a = systables.approvals
+    by_id = {s.id: s.principal for s in ctx.staff.values()}
+    moment = min(at + dt.timedelta(minutes=20), ctx.now)
+    ctx.at(moment)
+    fire_transition(conn, catalog, story.owner.principal, entity, record_id, "submit")
+    for decided in range(6):
+        waiting = conn.execute(sa.select(t.c.user_id).select_from(t.join(a, a.c.id == t.c.approval_id)).where(
+            a.c.entity == entity, a.c.record_id == record_id, a.c.status == "pending", t.c.status == "pending")
+            .order_by(t.c.id).limit(1)).scalar()
+        if waiting is None or (outcome == "pending" and decided >= 1):
+            return
+        moment = min(moment + dt.timedelta(hours=ctx.rng.randrange(1, 20)), ctx.now)
+        ctx.at(moment)
+        principal = by_id.get(waiting) or Principal(user_id=waiting, username="admin", is_admin=True)
+        if outcome == "rejected":
+            fire_transition(conn, catalog, principal, entity, record_id, "reject",
+                            {"comment": ctx.rng.choice(("价格折扣过大，请重新核算", "付款条件需要调整", "请补充客户资质材料"))})
+            return
+        fire_transition(conn, catalog, principal, entity, record_id, "approve",
+                        {"comment": ctx.rng.choice(("同意", "同意，请按期回款", "OK", None))})
+
+
 def _receive(conn: sa.Connection, catalog: Catalog, ctx: Context, story: Story, contract: dict[str, Any],
              customer: dict[str, Any], plan: dict[str, Any], due: dt.date, signed: dt.datetime) -> None:
     """A plan that came due: mostly paid in full, some partly, some overdue."""
@@ -859,12 +903,15 @@ def _receive(conn: sa.Connection, catalog: Catalog, ctx: Context, story: Story, 
     if amount <= 0:
         return
     ctx.at(max(min(_work_time(rng, received_on), now), signed + dt.timedelta(hours=1)))
-    create_record(conn, catalog, story.owner.principal, "receivable", {
+    receivable = create_record(conn, catalog, story.owner.principal, "receivable", {
         "contract": contract["id"], "customer": customer["id"], "plan": plan["id"],
         "received_at": received_on.isoformat(), "amount": str(amount),
         "payment_method": contract.get("payment_method") or "bank_transfer",
         "owner": story.owner.id, "department": story.owner.department_id})
     ctx.count("receivables")
+    if (now.date() - received_on).days > 3:  # finance confirms the money within a few days
+        _through_approval(conn, catalog, ctx, story, "receivable", receivable["id"],
+                          max(min(_work_time(rng, received_on), now), signed + dt.timedelta(hours=1)), "approved")
     update_record(conn, catalog, story.owner.principal, "receivable_plan", plan["id"],
                   {"version": plan["version"], "received_amount": str(amount), "status": outcome})
 
@@ -981,7 +1028,7 @@ def _create_leads(conn: sa.Connection, catalog: Catalog, ctx: Context, n: int) -
             "title": rng.choice(EN_JOB_TITLES if english else JOB_TITLES)[0],
             "mobile": mobile, "email": email,
             "source": _weighted(rng, SOURCES), "industry": rng.choice(INDUSTRY_WORDS)[1],
-            "level": _weighted(rng, (("A", 1), ("B", 3), ("C", 2))), "status": status,
+            "level": _weighted(rng, (("A", 1), ("B", 3), ("C", 2))),
             "address": _location(ctx, city)["address"],
             "owner": owner.id, "department": owner.department_id,
         }
@@ -1001,6 +1048,12 @@ def _create_leads(conn: sa.Connection, catalog: Catalog, ctx: Context, n: int) -
         ctx.at(created)
         lead = create_record(conn, catalog, owner.principal, "lead", payload)
         ctx.count("leads")
+        if status != "new":  # statuses change through the lead_lifecycle workflow
+            ctx.at(min(created + dt.timedelta(days=rng.randrange(1, 20)), now))
+            if status == "void":  # voiding is a manager's call
+                fire_transition(conn, catalog, ctx.staff["wang.jun"].principal, "lead", lead["id"], "void")
+            else:
+                fire_transition(conn, catalog, owner.principal, "lead", lead["id"], LEAD_MOVES[status])
         if status in ("following", "converted", "invalid"):
             last = now - dt.timedelta(hours=1) if status == "following" else created + dt.timedelta(days=20)
             for moment in sorted(_office_between(rng, created + dt.timedelta(hours=1), min(last, now))

@@ -33,6 +33,8 @@ from .errors import BadRequest, Conflict
 from .history import record_changes
 from .principal import Principal
 from .access import access_for
+from .workflow.engine import fire_transition
+from .workflow.machine import machines_of
 from .records import create_record, fetch_row, python_record, require_access, row_for, update_record
 
 CUSTOMER, CONTACT, OPPORTUNITY = "customer", "contact", "opportunity"
@@ -102,8 +104,13 @@ def _customer_for(conn: sa.Connection, catalog: Catalog, principal: Principal, v
 
 
 def _mark_converted(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, lead_id: int) -> None:
-    """The lead's status becomes `converted` — the one place conversion changes status
-    (the workflow engine takes this step over when `status` is a workflow state)."""
+    """The lead's status becomes `converted` — the one place conversion changes status.
+    When `status` is a workflow's state field, its `convert` transition does it (so the
+    workflow's rules, actions and history apply); otherwise a plain update."""
+    machine = next((m for m in machines_of(catalog, entity) if m.state_field == "status"), None)
+    if machine is not None:
+        fire_transition(conn, catalog, principal, entity, lead_id, "convert")
+        return
     current = fetch_row(conn, catalog.get(entity), lead_id)
     update_record(conn, catalog, principal, entity, lead_id, {"version": current["version"], "status": "converted"})
 

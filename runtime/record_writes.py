@@ -150,7 +150,7 @@ def without_masked_echoes(rt: EntityRuntime, access: Access, payload: Mapping[st
 
 
 def _check_payload_keys(rt: EntityRuntime, payload: Mapping[str, Any], current: Mapping[str, Any] | None,
-                        errors: FieldErrors, prefix: str = "") -> dict[str, Any]:
+                        errors: FieldErrors, prefix: str = "", forced: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The keys the schema should load; unknown and read-only keys become errors
     (named with `prefix`, so a child row's bad key reads `lines[3].colour`)."""
     entity = rt.entity
@@ -164,7 +164,7 @@ def _check_payload_keys(rt: EntityRuntime, payload: Mapping[str, Any], current: 
         f = entity.active_field(key)
         if f is None:
             errors.add(f"{prefix}{key}", f"Unknown field '{key}' for {entity.name}.")
-        elif f.type == "table" or f.writable:
+        elif f.type == "table" or f.writable or (key in forced and not f.system and f.type not in SERVER_COMPUTED):
             kept[key] = value
         elif not _unchanged(f, current, value):
             errors.add(f"{prefix}{key}", "Field is read-only.")
@@ -205,15 +205,21 @@ def _load_owner_fields(data: dict[str, Any], errors: FieldErrors) -> dict[str, A
 def prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal: Principal,
              payload: Any, current_row: Mapping[str, Any] | None,
              current_children: Mapping[str, list[Mapping[str, Any]]], now: dt.datetime,
-             errors: FieldErrors, prefix: str = "") -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Coerce, merge, compute and check one record; returns (values, child rows)."""
+             errors: FieldErrors, prefix: str = "", forced: frozenset[str] = frozenset(),
+             ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Coerce, merge, compute and check one record; returns (values, child rows).
+
+    `forced` names fields the workflow engine writes (its state field, fields its actions
+    set): accepted though read-only, and not held by `readonly_when`."""
     entity = rt.entity
     if not isinstance(payload, Mapping):
         raise BadRequest("Expected a JSON object with the record's fields.")
     current = python_record(rt, current_row) if current_row is not None else None
-    data = _check_payload_keys(rt, payload, current, errors, prefix)
+    data = _check_payload_keys(rt, payload, current, errors, prefix, forced)
     owners = _load_owner_fields(data, errors) if entity.ownership else {}
     table_payloads = {k: data.pop(k) for k in list(data) if rt.children.get(k) is not None}
+    # Read-only fields the workflow engine writes aren't in the schema: load them one by one.
+    engine_set = {k: data.pop(k) for k in list(data) if k in forced and not entity.field(k).writable}  # type: ignore[union-attr]
     loaded: dict[str, Any] = {}
     try:
         loaded = rt.schema.load(data, partial=True)
@@ -221,6 +227,11 @@ def prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal:
         for name, messages in exc.normalized_messages().items():
             errors.merge(f"{prefix}{name}", messages)
         loaded = {k: v for k, v in (exc.valid_data or {}).items()}
+    for key, value in engine_set.items():
+        try:
+            loaded[key] = loader_for(entity.field(key)).deserialize(value)  # type: ignore[arg-type]
+        except MMValidationError as exc:
+            errors.merge(f"{prefix}{key}", exc.messages)
 
     values: dict[str, Any] = dict(current) if current is not None else {}
     if current is None:
@@ -280,7 +291,7 @@ def prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal:
         required = f.required or _truthy(f.required_when, values)
         if visible and required and _empty(values.get(f.name)) and f.name not in errors.fields:
             errors.add(f"{prefix}{f.name}", REQUIRED)
-        if f.readonly_when and f.name in loaded:
+        if f.readonly_when and f.name in loaded and f.name not in forced:
             locked_on = current if current is not None else values
             if _truthy(f.readonly_when, locked_on) and jsonable(loaded[f.name]) != jsonable(
                     (current or {}).get(f.name)):

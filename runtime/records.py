@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 
 from . import dedup
-from .access import mask, scope_clause
+from .access import access_for, mask, scope_clause
 from .catalog import Catalog
 from .clock import utcnow
 from .errors import PermissionDenied, BadRequest, Conflict, ValidationFailed
@@ -31,6 +31,7 @@ from .record_reads import (  # noqa: F401 - re-exported: the record service's pu
     python_record, dump_row, fetch_row, children_rows, row_for, require_access, present,
     access_of_children, read_record, get_record, add_titles,
 )
+from .workflow import guard as workflow_guard
 from .record_writes import (
     FieldErrors, check_field_rights, without_masked_echoes, prepare, check_lookups, check_unique,
     guarded_write, column_values, assign_numbers, write_children, children_snapshot,
@@ -45,6 +46,7 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     skips the check but still stores the record's match keys)."""
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "create")
+    payload = workflow_guard.creating(catalog, rt, payload)
     child_access = access_of_children(catalog, principal, rt)
     refused = check_field_rights(rt, access, payload, None, child_access, {})
     if isinstance(payload, Mapping) and payload.get("owner") not in (None, principal.user_id) \
@@ -55,6 +57,7 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     now = utcnow()
     errors = FieldErrors()
     values, children = prepare(conn, catalog, rt, principal, payload, None, {}, now, errors)
+    workflow_guard.initial_states(catalog, rt, values)
     if not errors.fields:
         check_lookups(conn, catalog, rt, principal, values, None, errors)
         for name, rows in children.items():
@@ -80,7 +83,14 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
 
 
 def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
-                  payload: Any, *, dedup_on: str | None = "update") -> dict[str, Any]:
+                  payload: Any, *, dedup_on: str | None = "update",
+                  workflow_fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """Update a record. `dedup_on` is the dedup event checked (None skips the check).
+    `workflow_fields` is for the workflow engine alone: it has
+    authorised the write itself (a transition the principal may fire, an approver's
+    decision), so the update right and scope are not checked and those fields (the state
+    field, fields an action sets) may be written though read-only; coercion, rules,
+    lookups and history apply as always."""
     rt = catalog.get(entity)
     if not isinstance(payload, Mapping):
         raise BadRequest("Expected a JSON object with the record's fields.")
@@ -90,11 +100,21 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
                                {"version": ["Missing data for required field."]})
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValidationFailed("version must be an integer.", {"version": ["Not a valid integer."]})
-    access = require_access(catalog, principal, rt, "update")
-    row = row_for(conn, rt, principal, access, "update", record_id)
+    forced = workflow_fields or frozenset()
+    editable = None if workflow_fields is not None else \
+        workflow_guard.approver_fields(conn, catalog, principal, rt, record_id)
+    if workflow_fields is None and editable is None:
+        access = require_access(catalog, principal, rt, "update")
+        row = row_for(conn, rt, principal, access, "update", record_id)
+    else:
+        access = access_for(catalog.mset, principal, rt.entity)
+        row = fetch_row(conn, rt, record_id, lock=True)
+    if workflow_fields is None:
+        workflow_guard.check_state_writes(catalog, rt, payload, python_record(rt, row))
     child_access = access_of_children(catalog, principal, rt)
     existing_children = {name: children_rows(conn, child, record_id) for name, child in rt.children.items()}
     refused = check_field_rights(rt, access, payload, python_record(rt, row), child_access, existing_children)
+    refused = {k: v for k, v in refused.items() if k not in forced}
     if rt.entity.ownership and "owner" in payload and payload["owner"] != row["owner"]:
         can_transfer = scope_clause(rt.table, rt.entity, principal, access, "transfer")
         if not access.allows("transfer") or (can_transfer is not None and conn.execute(
@@ -109,7 +129,8 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
                        current_version=row["version"])
     now = utcnow()
     errors = FieldErrors()
-    values, children = prepare(conn, catalog, rt, principal, payload, row, existing_children, now, errors)
+    values, children = prepare(conn, catalog, rt, principal, payload, row, existing_children, now, errors,
+                               forced=forced)
     before = python_record(rt, row)
     if not errors.fields:
         check_lookups(conn, catalog, rt, principal, values, before, errors)
@@ -135,6 +156,8 @@ def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     for key in ("owner", "department"):
         if rt.entity.ownership and before.get(key) != values.get(key):
             changes.append((key, before.get(key), values.get(key)))
+    if workflow_fields is None:
+        workflow_guard.check_changes(catalog, rt, principal, before, (c[0] for c in changes), editable)
     if not changes:
         return present(read_record(conn, rt, fetch_row(conn, rt, record_id)), access, child_access)
 
@@ -190,6 +213,7 @@ def delete_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "delete")
     row = row_for(conn, rt, principal, access, "delete", record_id)
+    workflow_guard.check_delete(catalog, rt, principal, python_record(rt, row))
     if version is not None and row["version"] != version:
         raise Conflict(f"This {rt.name} was changed by someone else (version {row['version']}).",
                        current_version=row["version"])

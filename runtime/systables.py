@@ -261,3 +261,76 @@ pool_reminders = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE")),
     sa.Column("sent_at", TS, nullable=False),
 )
+
+# Workflow and approval engine (runtime/workflow/): one row per submission, the tasks of
+# the people who decide (or are copied), the trail, and approvers' delegations.
+approvals = sa.Table(
+    "mc_approvals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("record_id", sa.Integer, nullable=False),
+    sa.Column("workflow", sa.String(63), nullable=False),
+    sa.Column("chain", sa.String(63), nullable=False),
+    sa.Column("transition", sa.String(63), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | rejected | withdrawn
+    sa.Column("from_state", sa.String(63)),
+    sa.Column("step", sa.String(63)),  # the current step while pending; the rejecting one after a rejection
+    sa.Column("title", sa.String(500)),
+    sa.Column("submitter", sa.Integer, sa.ForeignKey("mc_users.id"), nullable=False),
+    sa.Column("submitted_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("choices", sa.JSON),  # submitter_choice picks: {"step": [user ids]}
+    sa.Column("snapshot", sa.JSON, nullable=False),  # the record as submitted
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Index("ix_mc_approvals_record", "entity", "record_id", "status"),
+    sa.Index("ix_mc_approvals_submitter", "submitter", "status"),
+)
+
+approval_tasks = sa.Table(
+    "mc_approval_tasks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("approval_id", sa.Integer, sa.ForeignKey("mc_approvals.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("step", sa.String(63), nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),  # the step's activation (a step rejected back to runs again)
+    sa.Column("seq", sa.Integer, nullable=False, server_default="0"),  # order of consecutive managers
+    sa.Column("kind", sa.String(16), nullable=False),  # approver | before | after (added signers) | cc
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id"), nullable=False),
+    sa.Column("on_behalf_of", sa.Integer, sa.ForeignKey("mc_users.id")),  # delegated from this approver
+    sa.Column("parent_id", sa.Integer),  # the task an added signer was added by
+    # queued | pending | waiting | approved | rejected | cancelled | reassigned | notified
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("decided_at", TS),
+    sa.Column("comment", sa.Text),
+    sa.Index("ix_mc_approval_tasks_user_status", "user_id", "status"),
+)
+
+approval_events = sa.Table(
+    "mc_approval_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("approval_id", sa.Integer, sa.ForeignKey("mc_approvals.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entity", sa.String(63), nullable=False),
+    sa.Column("record_id", sa.Integer, nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("by", sa.Integer, sa.ForeignKey("mc_users.id")),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("step", sa.String(63)),
+    sa.Column("comment", sa.Text),
+    sa.Column("detail", sa.JSON),
+    sa.Index("ix_mc_approval_events_record", "entity", "record_id", "id"),
+)
+
+delegations = sa.Table(
+    "mc_delegations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("from_user", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("to_user", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("starts_on", sa.Date, nullable=False),
+    sa.Column("ends_on", sa.Date, nullable=False),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("mc_users.id")),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("revoked_at", TS),
+    sa.Index("ix_mc_delegations_from", "from_user", "ends_on"),
+)

@@ -120,6 +120,12 @@ def test_demo_data_is_consistent_and_loaded_once(make_app: Any, client_of: Any, 
     assert len(primaries) == 30 and set(primaries.values()) == {1}
     assert {o["stage"] for o in _all(client, "opportunity")} == set(STAGES_ALL)
     assert {lead["status"] for lead in _all(client, "lead")} == set(LEAD_STATUSES)
+    # States came through the workflows: contracts approved along the chain, trails kept.
+    contracts = _all(client, "contract")
+    assert "approved" in {c["approval_status"] for c in contracts}
+    approved = next(c for c in contracts if c["approval_status"] == "approved")
+    trail = client.get(f"/api/v1/records/contract/{approved['id']}/approvals").get_json()["trail"]
+    assert trail[0]["action"] == "submit" and trail[-1]["action"] == "approved"
 
     # Records are owned by the demo staff, and what they made is theirs.
     staff = {s.username for s in USERS}
