@@ -15,7 +15,11 @@ from .. import systables
 from ..access import access_for
 from ..errors import BadRequest
 from ..query import ListRequest, list_records
+from ..errors import ValidationFailed
 from ..records import update_record
+from ..workflow.engine import fire_transition
+from ..workflow.machine import machines_of
+from ..workflow.reading import available
 from .api import request_json
 from .context import require_principal, runtime
 
@@ -93,7 +97,9 @@ def move(entity: str, record_id: int) -> Any:
     """Set one select field (a kanban drag): `{"field", "value", "version"}` → the record.
 
     Goes through the record service like any edit, so permissions, validation and the
-    optimistic lock apply, and a refusal comes back with its reason."""
+    optimistic lock apply, and a refusal comes back with its reason. When the field is a
+    workflow's state field (an opportunity's stage), the move fires the transition that
+    leads there and that the user may fire now — never a direct write."""
     principal = require_principal()
     body = request_json()
     if not isinstance(body, dict) or not isinstance(body.get("field"), str) or "value" not in body:
@@ -104,5 +110,14 @@ def move(entity: str, record_id: int) -> Any:
         f = catalog.get(entity).entity.active_field(body["field"])
         if f is None or f.type != "select":
             raise BadRequest(f"{body['field']} is not a select field of {entity}.", {"field": ["Not a select field."]})
-        return jsonify(update_record(conn, catalog, principal, entity, record_id,
-                                     {body["field"]: body["value"], "version": body.get("version")}))
+        machine = next((m for m in machines_of(catalog, entity) if m.state_field == f.name), None)
+        if machine is None:
+            return jsonify(update_record(conn, catalog, principal, entity, record_id,
+                                         {body["field"]: body["value"], "version": body.get("version")}))
+        offered = [i for i in available(conn, catalog, principal, entity, record_id)["items"]
+                   if i["kind"] == "transition" and i["workflow"] == machine.name and i.get("to") == body["value"]]
+        if not offered:
+            raise ValidationFailed(f"No step you may take now moves this {entity} to '{body['value']}'.",
+                                   {f.name: ["Not reachable from the current stage by you."]})
+        return jsonify(fire_transition(conn, catalog, principal, entity, record_id, offered[0]["name"],
+                                       {"version": body.get("version")}))

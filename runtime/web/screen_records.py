@@ -28,6 +28,8 @@ from .context import runtime
 from .form_input import form_payload
 from .screen_context import flash_t, init_screen_blueprint, language, screen_principal, t
 from .screen_support import expand_names, readable_fields
+from ..workflow.machine import machines_of
+from ..workflow.reading import available, record_approvals
 
 bp = init_screen_blueprint(Blueprint("metacrm_records", __name__))
 
@@ -140,6 +142,8 @@ def record_page(entity: str, record_id: int) -> Any:
         related = related_lists(conn, catalog, principal, rt, record_id)
         stream = timeline(conn, catalog, principal, rt, record_id)
         names = _user_names(conn, {i["item"]["by"] for i in stream if i["kind"] == "history" and i["item"]["by"]})
+        workflow = available(conn, catalog, principal, entity, record_id) if machines_of(catalog, entity) else None
+        trail = record_approvals(conn, catalog, principal, entity, record_id) if workflow else None
         followup = catalog.entities.get("followup")
         can_followup = bool(followup and (s := followup.entity.active_field("subject")) and entity in s.targets
                             and access_for(catalog.mset, principal, followup.entity).allows("create"))
@@ -148,6 +152,7 @@ def record_page(entity: str, record_id: int) -> Any:
         "record.html", rt=rt, entity=rt.entity, record=record, access=access, sections=sections,
         header=[f for f in header if f is not None and f.name != rt.entity.title_field and f.type != "table"][:5],
         related=related, timeline=stream, user_names=names, can_followup=can_followup,
+        workflow=workflow, approvals=trail,
         followup_entity=followup.entity if followup else None,
         can_edit=access.allows("update"), can_delete=access.allows("delete"),
         title=_title(rt.entity, record))

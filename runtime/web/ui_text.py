@@ -98,6 +98,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "next_followup": ("Next follow-up", "下次跟进"),
     "system_user": ("System", "系统"),
     "owner": ("Owner", "负责人"),
+    "comment_prompt": ("Comment (optional)", "审批意见（可选）"),
     # forms
     "fix_errors": ("The record was not saved: fix the fields marked below.", "保存失败：请修改下方标出的字段。"),
     "conflict": ("Someone else changed this record while you were editing. Your changes are kept below; reload to see theirs, then save again.",

@@ -287,6 +287,19 @@
   const pending = sessionStorage.getItem("mc-flash");
   if (pending) { sessionStorage.removeItem("mc-flash"); const m = JSON.parse(pending); toast(m.message, m.ok); }
 
+  // ---------------------------------------------------------------- record page: workflow buttons
+  $$(".mc-transition").forEach((button) => button.addEventListener("click", async () => {
+    const box = button.closest(".mc-actions");
+    const comment = window.prompt(button.dataset.comment, "");
+    if (comment === null) return;  // cancelled
+    button.disabled = true;
+    const r = await api("POST", `/api/v1/records/${box.dataset.entity}/${box.dataset.id}/transitions/${button.dataset.name}`,
+                        {comment: comment || undefined, version: Number(box.dataset.version)});
+    if (r.ok) { location.reload(); return; }
+    button.disabled = false;
+    toast(errorText(r.data), false);
+  }));
+
   // ---------------------------------------------------------------- kanban: drag a card to another stage
   const board = $(".mc-kanban");
   if (board) {
