@@ -44,6 +44,8 @@ def screen_principal() -> Principal:
 
 
 def _guard() -> Response | None:
+    if request.endpoint and request.endpoint.endswith(".static"):
+        return None  # the login page needs the stylesheet and script too
     principal = current_principal()
     if principal is None:
         return redirect(url_for("metacrm_pages.login", next=request.full_path.rstrip("?")))

@@ -167,8 +167,20 @@ def _render_form(rt: EntityRuntime, catalog: Catalog, principal: Principal, acce
                  errors: Mapping[str, list[str]] | None = None, message: str | None = None,
                  conflict: bool = False, status: int = 200) -> Any:
     sections = form_layout(catalog, rt.entity, access)
-    children = {name: (child, form_layout(catalog, child.entity, access_for(catalog.mset, principal, child.entity)))
-                for name, child in rt.children.items()}
+    children = {}
+    for name, child in rt.children.items():
+        child_access = access_for(catalog.mset, principal, child.entity)
+        layout = form_layout(catalog, child.entity, child_access)
+        shown = {n for sec in layout for n in sec.fields}
+        # Computed columns (a line's amount) show beside the inputs even when the form omits them.
+        extra = tuple(f.name for f in child.formulas if f.name not in shown and f.name not in child_access.hidden)
+        if extra and layout:
+            last = layout[-1]
+            layout[-1] = FormSection(label=last.label, fields=last.fields + extra, columns=last.columns,
+                                     visible_when=last.visible_when)
+        totals = [f for f in rt.formulas if f.name not in access.hidden and f"{name}." in (f.expression or "")
+                  and f.name not in _form_fields(sections)]
+        children[name] = (child, layout, totals)
     return render_template(
         "form.html", rt=rt, entity=rt.entity, record=record, access=access, sections=sections,
         children=children, errors=errors or {}, message=message, conflict=conflict,
@@ -187,8 +199,11 @@ def new_record(entity: str) -> Any:
         access = require_access(catalog, principal, rt, "create")
         if request.method == "GET":
             # Prefill from the query string (e.g. "new contact" from a customer's page).
-            draft = {k: v for k, v in request.args.items() if rt.entity.active_field(k) is not None}
-            return _render_form(rt, catalog, principal, access, dict(draft))
+            draft: dict[str, Any] = {f.name: f.default for f in rt.entity.active_fields
+                                     if f.default is not None and not (isinstance(f.default, str)
+                                                                       and f.default.startswith("$"))}
+            draft.update({k: v for k, v in request.args.items() if rt.entity.active_field(k) is not None})
+            return _render_form(rt, catalog, principal, access, draft)
         payload = form_payload(rt, request.form, _form_fields(form_layout(catalog, rt.entity, access)), rt_.timezone)
         try:
             with conn.begin_nested():
@@ -278,17 +293,12 @@ def _roll_up(conn: sa.Connection, catalog: Catalog, principal: Principal, entity
                if rt.entity.active_field(target) is not None and followup.get(source) is not None}
     if not changes:
         return
-    access = access_for(catalog.mset, principal, rt.entity)
-    if not access.allows("update") or set(changes) & (access.readonly | access.hidden):
-        return
+    # The follow-up was created about a record the user may read (its reference was
+    # checked); the roll-up fields are the server's to keep (read-only for users), so
+    # they are written as an engine write, with history, like a workflow's actions.
     current = get_record(conn, catalog, principal, entity, record_id)
-    try:
-        with conn.begin_nested():
-            update_record(conn, catalog, principal, entity, record_id, {**changes, "version": current["version"]})
-    except ServiceError:
-        # Outside the user's update scope (a colleague's customer they may follow up):
-        # the follow-up itself still counts.
-        pass
+    update_record(conn, catalog, principal, entity, record_id, {**changes, "version": current["version"]},
+                  workflow_fields=frozenset(changes))
 
 
 @bp.post("/r/<entity>/form-state")

@@ -33,8 +33,10 @@
   const errorText = (data) => {
     const err = data && data.error;
     if (!err) return "?";
-    const fields = Object.entries(err.fields || {}).map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`);
-    return [err.message].concat(fields).join(" ");
+    // The message already names the first problem; other fields are added once each.
+    const extra = Object.entries(err.fields || {}).map(([, v]) => [].concat(v).join(" "))
+      .filter((text) => !err.message.includes(text));
+    return [err.message].concat(extra).join(" ");
   };
 
   // ---------------------------------------------------------------- notifications bell
@@ -95,6 +97,15 @@
   const form = $("form.mc-form");
   if (form) {
     let timer = null, seq = 0;
+    // Decimals arrive as JSON strings ("7200.00"): shown grouped, money with ¥, as the server does.
+    const shown = (value, el) => {
+      if (value === null || value === undefined) return "—";
+      const text = String(value);
+      if (!/^-?\d+(\.\d+)?$/.test(text)) return text;
+      const decimals = (text.split(".")[1] || "").length;
+      const grouped = Number(text).toLocaleString("en-US", {minimumFractionDigits: decimals, maximumFractionDigits: decimals});
+      return el.dataset.money ? "¥" + grouped : grouped;
+    };
     const applyState = (state) => {
       for (const [name, visible] of Object.entries(state.visible || {})) {
         const box = form.querySelector(`.mc-field[data-field="${name}"]`);
@@ -106,7 +117,7 @@
       }
       for (const [name, value] of Object.entries(state.values || {})) {
         const out = form.querySelector(`.mc-field[data-field="${name}"] .mc-computed`);
-        if (out) out.textContent = value === null ? "—" : value;
+        if (out) out.textContent = shown(value, out);
       }
       for (const [table, rows] of Object.entries(state.lines || {})) {
         const lines = $$(`table.mc-lines[data-table="${table}"] tbody tr.mc-line`, form)
@@ -115,7 +126,7 @@
           if (!lines[i]) return;
           for (const [name, value] of Object.entries(row)) {
             const out = lines[i].querySelector(`.mc-computed[data-formula="${name}"]`);
-            if (out) out.textContent = value === null ? "—" : value;
+            if (out) out.textContent = shown(value, out);
           }
         });
       }
@@ -284,6 +295,12 @@
       if (r.ok) r.data.items.forEach((u) => picker.add(new Option(u.title, u.id)));
     });
   }
+  // A link or redirect to #timeline (or any tab) opens that tab.
+  if (location.hash && window.bootstrap) {
+    const tab = document.querySelector(`[data-bs-target="${CSS.escape(location.hash)}"]`);
+    if (tab) bootstrap.Tab.getOrCreateInstance(tab).show();
+  }
+
   const pending = sessionStorage.getItem("mc-flash");
   if (pending) { sessionStorage.removeItem("mc-flash"); const m = JSON.parse(pending); toast(m.message, m.ok); }
 
@@ -304,7 +321,8 @@
   const board = $(".mc-kanban");
   if (board) {
     let dragged = null, from = null;
-    const fmt = (n) => new Intl.NumberFormat(lang === "zh" ? "zh-CN" : "en-US", {style: "currency", currency: "CNY"}).format(n);
+    // The server's money format (screen_support.format_number): ¥1,234.50 in both languages.
+    const fmt = (n) => "¥" + n.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
     const retotal = (lane, sign, card) => {
       const c = $(".mc-lane-count", lane); c.textContent = Number(c.textContent) + sign;
       const a = $(".mc-lane-amount", lane);
