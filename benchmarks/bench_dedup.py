@@ -21,6 +21,7 @@ matches are compared with the truth, at both sizes. Exits 0 whatever the outcome
 from __future__ import annotations
 
 import argparse
+import os
 import datetime as dt
 import random
 import shutil
@@ -34,9 +35,11 @@ from typing import Any, Iterator
 
 import sqlalchemy as sa
 
-from metacrm.app import create_app
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for bench_records
+from bench_records import reset_postgres  # noqa: E402 - one way to wipe a throwaway database
+
+from metacrm.app import create_app  # noqa: E402
 from metacrm.runtime import accounts, systables
-from metacrm.runtime.db import normalise_url
 from metacrm.runtime.dedup import find_matches
 from metacrm.runtime.dedup.keys import key_rows, specs_for
 from metacrm.runtime.dedup.normalise import normalise
@@ -182,26 +185,6 @@ def near_miss(rng: random.Random, c: Company, seen: set[str]) -> str:
 
 
 # ------------------------------------------------------------------------ building the instance
-
-def reset_postgres(url: str) -> None:
-    u = sa.engine.make_url(normalise_url(url))
-    try:
-        engine = sa.create_engine(u)
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        if "does not exist" not in str(exc):
-            raise
-        admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{u.database}"')
-        admin.dispose()
-        engine = sa.create_engine(u)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    engine.dispose()
-
 
 @dataclass
 class Instance:

@@ -18,7 +18,7 @@ from .coercion import dumper_for
 from .history import jsonable
 from .principal import Principal
 from .record_reads import children_rows, python_record, require_access, row_for
-from .record_writes import FieldErrors, prepare, _truthy
+from .record_writes import FieldErrors, prepare, condition_holds
 
 
 def form_state(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, payload: Any,
@@ -42,10 +42,10 @@ def form_state(conn: sa.Connection, catalog: Catalog, principal: Principal, enti
     for f in rt.entity.active_fields:
         if f.name in access.hidden:
             continue
-        state["visible"][f.name] = not f.visible_when or _truthy(f.visible_when, values)
-        state["required"][f.name] = f.required or _truthy(f.required_when, values)
+        state["visible"][f.name] = not f.visible_when or condition_holds(f.visible_when, values)
+        state["required"][f.name] = f.required or condition_holds(f.required_when, values)
         state["readonly"][f.name] = (not f.writable and f.type != "table") or f.name in access.readonly or \
-            _truthy(f.readonly_when, current)
+            condition_holds(f.readonly_when, current)
     for f in rt.formulas:
         if f.name not in access.hidden:
             state["values"][f.name] = _out(f, values.get(f.name))

@@ -67,7 +67,9 @@ class FieldErrors:
             raise ValidationFailed(f"{message} {first[0]}: {first[1][0]}", self.fields)
 
 
-def _truthy(expression: str | None, values: Mapping[str, Any]) -> bool:
+def condition_holds(expression: str | None, values: Mapping[str, Any]) -> bool:
+    """Whether a condition (visible_when, required_when, ...) holds; no condition or one
+    that fails to evaluate counts as false."""
     if not expression:
         return False
     try:
@@ -287,13 +289,13 @@ def prepare(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal:
     for f in entity.active_fields:
         if f.type in ("formula", "autonumber") or not f.writable and f.type != "table":
             continue
-        visible = not f.visible_when or _truthy(f.visible_when, values)
-        required = f.required or _truthy(f.required_when, values)
+        visible = not f.visible_when or condition_holds(f.visible_when, values)
+        required = f.required or condition_holds(f.required_when, values)
         if visible and required and _empty(values.get(f.name)) and f.name not in errors.fields:
             errors.add(f"{prefix}{f.name}", REQUIRED)
         if f.readonly_when and f.name in loaded and f.name not in forced:
             locked_on = current if current is not None else values
-            if _truthy(f.readonly_when, locked_on) and jsonable(loaded[f.name]) != jsonable(
+            if condition_holds(f.readonly_when, locked_on) and jsonable(loaded[f.name]) != jsonable(
                     (current or {}).get(f.name)):
                 errors.add(f"{prefix}{f.name}", "Field is read-only in this state.")
 

@@ -139,12 +139,14 @@ def test_an_edit_that_lost_the_race_keeps_the_input_and_offers_reload(site):
     html = r.get_data(as_text=True)
     assert r.status_code == 409 and 'value="Mine"' in html and 'id="mc-reload"' in html
     assert ann.get(f"/api/v1/records/customer/{rec['id']}").get_json()["name"] == "Theirs"
-    # Saving again from the conflict page (it carries the new version) applies the user's change.
+    # Saving again from the conflict page conflicts again (it keeps the version the user
+    # started from): only a reload, which shows the colleague's change, lets them save.
     version = re.search(r'name="version" value="(\d+)"', html).group(1)
+    assert version == str(rec["version"])
     r = ann.post(f"/r/customer/{rec['id']}/edit", data={"csrf_token": token, "version": version, "name": "Mine",
                                                         "level": "B"})
-    assert r.status_code == 302
-    assert ann.get(f"/api/v1/records/customer/{rec['id']}").get_json()["name"] == "Mine"
+    assert r.status_code == 409
+    assert ann.get(f"/api/v1/records/customer/{rec['id']}").get_json()["name"] == "Theirs"
 
 
 def test_form_state_is_computed_by_the_server(site):

@@ -22,7 +22,8 @@ from ..errors import BadRequest, Conflict, PermissionDenied, ServiceError, Valid
 from ..form_state import form_state
 from ..principal import Principal
 from ..query import ListRequest, list_records
-from ..record_reads import require_access
+from ..record_reads import fetch_row, python_record, require_access
+from ..record_writes import condition_holds
 from ..records import create_record, delete_record, get_record, record_history, update_record
 from .context import runtime
 from .form_input import form_payload
@@ -139,6 +140,11 @@ def record_page(entity: str, record_id: int) -> Any:
             [f for f in rt.entity.system_fields if f.name in ("owner", "department", "created_by", "updated_by")]
         record = get_record(conn, catalog, principal, entity, record_id,
                             expand_names([f for f in shown if f is not None], access))
+        stored = python_record(rt, fetch_row(conn, rt, record_id))
+        hidden_now = {f.name for f in rt.entity.active_fields if f.visible_when and not condition_holds(f.visible_when, stored)}
+        sections = [FormSection(label=s.label, fields=tuple(n for n in s.fields if n not in hidden_now),
+                                columns=s.columns, visible_when=s.visible_when) for s in sections]
+        sections = [s for s in sections if s.fields]
         related = related_lists(conn, catalog, principal, rt, record_id)
         stream = timeline(conn, catalog, principal, rt, record_id)
         names = _user_names(conn, {i["item"]["by"] for i in stream if i["kind"] == "history" and i["item"]["by"]})
@@ -234,16 +240,17 @@ def edit_record(entity: str, record_id: int) -> Any:
         payload = form_payload(rt, request.form, _form_fields(sections), rt_.timezone)
         version = request.form.get("version", "")
         payload["version"] = int(version) if version.isascii() and version.isdigit() else version
+        # A refused save re-renders the user's input with the version they started from:
+        # after a conflict, saving again conflicts again until they reload, so a
+        # colleague's change is never overwritten by values the user didn't touch.
         draft = {**current, **payload}
         try:
             with conn.begin_nested():
                 update_record(conn, catalog, principal, entity, record_id, payload)
         except Conflict as exc:
-            draft["version"] = exc.extra.get("current_version", current["version"])
             return _render_form(rt, catalog, principal, access, draft, exc.fields, exc.message,
                                 conflict="current_version" in exc.extra, status=409)
         except ServiceError as exc:
-            draft["version"] = current["version"]
             return _render_form(rt, catalog, principal, access, draft, exc.fields, exc.message, status=exc.status)
     flash_t("saved")
     return redirect(url_for("metacrm_records.record_page", entity=entity, record_id=record_id))

@@ -40,9 +40,7 @@ def _signed_in_states() -> dict[str, Any]:
 def page_as(crm: Crm, browser: Any, _signed_in_states: dict[str, Any]) -> Iterator[Callable[..., Any]]:
     """page_as(username, width=1280, height=900) → a page signed in as `username`.
 
-    A script error on any page (an uncaught exception in app.js) fails the test — except
-    on /login, whose app.js is answered with the login page itself while signed out
-    (a known bug, pinned by test_known_bugs.py::test_login_page_loads_its_own_styles_and_script)."""
+    A script error on any page (an uncaught exception in app.js) fails the test."""
     contexts: list[Any] = []
     errors: list[str] = []
 
@@ -64,5 +62,4 @@ def page_as(crm: Crm, browser: Any, _signed_in_states: dict[str, Any]) -> Iterat
     yield _page
     for context in contexts:
         context.close()
-    errors = [e for e in errors if not e.startswith(f"{crm.base_url}/login")]
     assert not errors, f"script errors in the page: {errors}"

@@ -32,9 +32,8 @@ def test_create_a_customer_fixing_a_validation_error_inline(crm, page_as):
     expect(page).to_have_url(re.compile(r"/r/customer/new$"))
     phone = unique_phone()
     website = "https://" + unique("w").split()[1] + ".example"
-    # deal_status is required and has a default, but the form shows no defaults and posts
-    # the empty choice (see test_known_bugs.py), so a user has to pick it.
-    page.select_option("select[name=deal_status]", "unsold")
+    expect(page.locator("select[name=deal_status]")).to_have_value("unsold")  # the field's default
+    expect(page.locator("select[name=level]")).to_have_value("B")
     page.fill("input[name=phone]", phone)
     page.fill("input[name=website]", website)
     page.select_option("select[name=industry]", "manufacturing")
@@ -77,7 +76,8 @@ def test_a_conditional_field_appears_when_its_condition_becomes_true(crm, page_a
     page = page_as("mgr")
     page.goto("/r/customer/new")
     credit = field(page, "credit_limit")
-    expect(credit).to_be_hidden()  # no level yet (see test_known_bugs: the form doesn't show defaults)
+    expect(page.locator("select[name=level]")).to_have_value("B")  # the default level...
+    expect(credit).to_be_hidden()  # ...so no credit limit
 
     with page.expect_response(lambda r: r.url.endswith("/r/customer/form-state") and r.request.method == "POST"):
         page.select_option("select[name=level]", "A")
@@ -87,7 +87,6 @@ def test_a_conditional_field_appears_when_its_condition_becomes_true(crm, page_a
 
     name = unique("Summit Capital")
     page.fill("input[name=name]", name)
-    page.select_option("select[name=deal_status]", "sold")
     page.click("#mc-save")  # A without a credit limit: refused, the field stays shown with its error
     expect(credit.locator(".mc-error")).to_be_visible()
     expect(credit).to_be_visible()
@@ -153,12 +152,15 @@ def test_record_page_shows_related_lists_and_timeline_and_takes_a_follow_up(crm,
     form.locator("input[name=next_followup_at]").fill("2031-03-15T10:30")
     form.locator("button").click()
     expect(page.locator(".alert-success")).to_contain_text("Follow-up saved")
-    page.click("#tab-timeline")
+    expect(page.locator("#tab-timeline")).to_have_class(re.compile("active"))  # back on the timeline
     newest = page.locator(".mc-timeline [data-kind=followup]").first
     expect(newest).to_contain_text(note)
     expect(newest).to_contain_text("Next follow-up: 2031-03-15 10:30")
     expect(page.locator(".mc-timeline [data-kind=followup]")).to_have_count(2)
     assert page.locator("#tab-timeline .badge").inner_text() == str(page.locator(".mc-timeline > li").count())
+    # The next follow-up date rolls up onto the customer (what reminders read)
+    stored = crm.get("customer", customer["id"])
+    assert str(stored["next_followup_at"]).startswith("2031-03-15T10:30") and stored["last_followup_at"]
     screenshot(page, "record-customer-timeline")
     page.click("#tab-details")
     screenshot(page, "record-customer")

@@ -110,3 +110,24 @@ def test_the_contract_form_totals_its_lines_as_they_are_typed(crm, page_as):
     # The line amount and the contract total, both formulas computed by the server as typed.
     expect(page.locator("table.mc-lines .mc-computed[data-formula=amount]")).to_have_text("¥7,200.00")
     expect(page.locator(".mc-field[data-field=amount] .mc-computed")).to_have_text("¥7,200.00")
+
+
+def test_saving_again_after_a_conflict_keeps_the_colleagues_change(crm, page_as):
+    customer = crm.create("rep_north", "customer", {"name": unique("Second Save")})
+    page = page_as("rep_north")
+    page.goto(f"/r/customer/{customer['id']}/edit")
+    crm.update("mgr", "customer", customer["id"], {"remark": "The manager's note.", "version": customer["version"]})
+    page.fill("input[name=website]", "https://second-save.example")
+    page.click("#mc-save")
+    expect(page.locator("#mc-form-error")).to_contain_text("Someone else changed this record")
+    page.click("#mc-save")  # the user keeps their input and saves again, as the message invites
+    expect(page.locator("#mc-form-error, #mc-record-title")).to_be_visible()
+    assert crm.get("customer", customer["id"])["remark"] == "The manager's note."
+
+
+def test_the_record_page_hides_fields_whose_condition_is_false(crm, page_as):
+    customer = crm.create("rep_north", "customer", {"name": unique("Plain Level"), "level": "B"})
+    page = page_as("rep_north")
+    page.goto(f"/r/customer/{customer['id']}")
+    expect(page.locator("#details [data-field=level]")).to_be_visible()
+    assert page.locator("#details [data-field=credit_limit]").count() == 0
