@@ -28,7 +28,7 @@ from ..record_reads import require_access
 from ..records import delete_record, get_record, update_record
 from .context import runtime
 from .screen_context import flash_t, init_screen_blueprint, language, screen_principal, t
-from .screen_support import expand_names, field_of, list_columns, readable_fields
+from .screen_support import expand_names, field_of, list_columns
 
 bp = init_screen_blueprint(Blueprint("metacrm_lists", __name__))
 

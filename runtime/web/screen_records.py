@@ -8,13 +8,14 @@ conditions and formulas (`/form-state`, computed by the server) and type-ahead l
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
-from metacrm.metadata.model import Entity, Field, Form, FormSection, Label
+from metacrm.metadata.model import Entity, Field, Form, FormSection
 
 from ..access import Access, access_for
 from ..catalog import Catalog, EntityRuntime
@@ -53,7 +54,7 @@ def form_layout(catalog: Catalog, entity: Entity, access: Access) -> list[FormSe
         sections = form.sections
     out = []
     for s in sections:
-        names = tuple(n for n in s.fields if (f := entity.active_field(n)) is not None and n not in access.hidden)
+        names = tuple(n for n in s.fields if entity.active_field(n) is not None and n not in access.hidden)
         if names:
             out.append(FormSection(label=s.label, fields=names, columns=s.columns, visible_when=s.visible_when))
     return out
@@ -76,8 +77,6 @@ def related_lists(conn: sa.Connection, catalog: Catalog, principal: Principal, r
                   record_id: int) -> list[Related]:
     """Every entity that points at this one by a lookup (a customer's contacts,
     opportunities, contracts…), as much of each as the user may read."""
-    import json
-
     out = []
     for other in catalog.mset.active_entities:
         if other.child_of or other.name == "followup":
@@ -285,9 +284,7 @@ def add_followup(entity: str, record_id: int) -> Any:
                 created = create_record(conn, catalog, principal, "followup", payload)
                 _roll_up(conn, catalog, principal, entity, record_id, created)
         except ServiceError as exc:
-            flash_t("error", "danger")
-            from flask import flash
-            flash(exc.message + "".join(f" {k}: {'; '.join(v)}" for k, v in exc.fields.items()), "danger")
+            flash(f"{t('error')}: {exc.message}", "danger")
             return redirect(url_for("metacrm_records.record_page", entity=entity, record_id=record_id) + "#timeline")
     flash_t("followup_saved")
     return redirect(url_for("metacrm_records.record_page", entity=entity, record_id=record_id) + "#timeline")

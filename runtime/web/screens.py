@@ -17,7 +17,7 @@ from ..access import access_for
 from ..errors import BadRequest
 from ..query import ListRequest, list_records
 from .context import runtime
-from .screen_context import LANGUAGES, init_screen_blueprint, language, screen_principal
+from .screen_context import LANGUAGES, init_screen_blueprint, screen_principal
 from .screen_support import expand_names, list_columns
 
 bp = init_screen_blueprint(Blueprint("metacrm_screens", __name__, template_folder="templates",
