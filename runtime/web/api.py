@@ -45,6 +45,17 @@ def request_json() -> Any:
     return body
 
 
+def optional_json_body() -> Any:
+    """The JSON body of a call whose body may be left out entirely ({} then); a body
+    that is there but isn't JSON is a 400."""
+    if not request.content_length:
+        return {}
+    body = request_json()
+    if body is None:
+        raise BadRequest("The request body must be JSON (Content-Type: application/json).")
+    return body
+
+
 def _json_body() -> Any:
     body = request_json()
     if body is None:
@@ -144,9 +155,7 @@ def action_view(entity: str, record_id: int, action: str) -> Any:
     """An entity action (convert, claim, assign, release, merge, ...): see runtime/actions.py."""
     principal = require_principal()
     rt = runtime()
-    body = request_json() if request.content_length else {}
-    if body is None:
-        raise BadRequest("The request body must be JSON (Content-Type: application/json).")
+    body = optional_json_body()
     with rt.engine.begin() as conn:
         return jsonify(run_action(conn, rt.catalog(conn), principal, entity, record_id, action, body))
 
@@ -166,9 +175,9 @@ def notifications_view() -> Any:
 def notifications_read_view() -> Any:
     """Mark notifications read: `{"ids": [...]}`, or every one when no ids are given."""
     principal = require_principal()
-    body = request_json() if request.content_length else {}
-    ids = (body or {}).get("ids") if isinstance(body, dict) else None
-    if body is None or not isinstance(body, dict) or (ids is not None and (
+    body = optional_json_body()
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or (ids is not None and (
             not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids))):
         raise BadRequest("Expected {\"ids\": [notification ids]} or an empty body.")
     rt = runtime()

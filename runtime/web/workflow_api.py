@@ -19,19 +19,10 @@ from ..errors import BadRequest
 from ..workflow.delegation import create_delegation, list_delegations, revoke_delegation
 from ..workflow.engine import fire_transition
 from ..workflow.reading import available, inbox, preview, record_approvals
-from .api import request_json
+from .api import optional_json_body
 from .context import require_principal, runtime
 
 bp = Blueprint("metacrm_workflow", __name__, url_prefix="/api/v1")
-
-
-def _optional_body() -> Any:
-    if not request.content_length:
-        return {}
-    body = request_json()
-    if body is None:
-        raise BadRequest("The request body must be JSON (Content-Type: application/json).")
-    return body
 
 
 def _int_arg(name: str, default: int, high: int) -> int:
@@ -47,7 +38,7 @@ def _int_arg(name: str, default: int, high: int) -> int:
 def transition_view(entity: str, record_id: int, name: str) -> Any:
     principal = require_principal()
     rt = runtime()
-    body = _optional_body()
+    body = optional_json_body()
     with rt.engine.begin() as conn:
         return jsonify(fire_transition(conn, rt.catalog(conn), principal, entity, record_id, name, body))
 
@@ -72,7 +63,7 @@ def approvals_view(entity: str, record_id: int) -> Any:
 def preview_view(entity: str, record_id: int) -> Any:
     principal = require_principal()
     rt = runtime()
-    body = _optional_body()
+    body = optional_json_body()
     with rt.engine.connect() as conn:
         return jsonify(preview(conn, rt.catalog(conn), principal, entity, record_id, body))
 
@@ -81,7 +72,7 @@ def preview_view(entity: str, record_id: int) -> Any:
 def draft_preview_view(entity: str) -> Any:
     principal = require_principal()
     rt = runtime()
-    body = _optional_body()
+    body = optional_json_body()
     with rt.engine.connect() as conn:
         return jsonify(preview(conn, rt.catalog(conn), principal, entity, None, body))
 
@@ -108,7 +99,7 @@ def delegations_view() -> Any:
 def delegation_create_view() -> Any:
     principal = require_principal()
     rt = runtime()
-    body = _optional_body()
+    body = optional_json_body()
     with rt.engine.begin() as conn:
         return jsonify(create_delegation(conn, principal, body)), 201
 
