@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any, Callable
 
 from pypinyin import lazy_pinyin
@@ -43,6 +44,10 @@ BLOCK_PREFIX = 8
 #: Below this length deletion keys would be short and shared by many names (and a one-
 #: character change in so short a name scores under any sensible threshold anyway).
 MIN_DELETION_LEN = 6
+#: A company's distinctive words (its brand) are keyed over this many characters.
+BRAND_PREFIX = 16
+#: Chinese brands shorter than this get no deletion keys (see _brand_keys).
+MIN_CJK_DELETION_LEN = 6
 
 
 # ------------------------------------------------------------------ shared text helpers
@@ -308,8 +313,8 @@ def _sorted_compact(norm: str) -> str:
     return "".join(sorted(norm.split()))
 
 
-def _deletion_keys(text: str) -> set[str]:
-    base = text[:BLOCK_PREFIX]
+def _deletion_keys(text: str, prefix: int = BLOCK_PREFIX) -> set[str]:
+    base = text[:prefix]
     keys = {base}
     if len(base) >= MIN_DELETION_LEN:
         keys.update(base[:i] + base[i + 1:] for i in range(len(base)))
@@ -327,7 +332,20 @@ def match_keys(method: str, norm: str | None) -> set[str]:
         for order in _person_orders(norm):
             keys |= _deletion_keys(order)
         return keys
+    if method == "company_name":
+        return _brand_keys(_distinctive(norm))
     return _deletion_keys(_sorted_compact(norm))
+
+
+def _brand_keys(brand: str) -> set[str]:
+    """A company's blocking keys come from its brand, not its trade words: keyed on the
+    first characters of "Bridge Software Zenmar" every Bridge Software would share a key,
+    while "bridgezenmar" and its one-letter deletions are nearly unique. A Chinese brand
+    gets deletions only when long: 龙天 and 龙天兴 are two firms, not a typo."""
+    base = brand[:BRAND_PREFIX]
+    if _has_cjk(base) and len(base) < MIN_CJK_DELETION_LEN:
+        return {base}
+    return _deletion_keys(base, BRAND_PREFIX)
 
 
 #: Words that say what a company does, not which company it is (科技, Trading…): two names
@@ -345,6 +363,7 @@ _GENERIC_EN = frozenset((
 ).split())
 
 
+@lru_cache(maxsize=65536)
 def _distinctive(norm: str) -> str:
     """The part of a company's core name that tells it apart: trade words removed."""
     if _has_cjk(norm):
@@ -374,6 +393,8 @@ def _company_similarity(a: str, b: str) -> float:
     Chinese brand must be the same characters (龙天 and 龙天兴 are two firms), a Latin one
     may carry one typing slip when it is five letters or longer (Northwind ≈ Nrothwind)."""
     full = _text_similarity(a, b)
+    if full < 0.5:
+        return full  # far apart already; the brand can only lower it
     ba, bb = _distinctive(a), _distinctive(b)
     if ba == bb:
         return full
