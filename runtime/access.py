@@ -127,9 +127,9 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
     that as a BitmapOr over the owner index and the primary key, while an `OR id IN
     (SELECT ...)` becomes a hashed SubPlan that makes it scan the whole table.
 
-    Members of a public pool also read its unowned records: `OR (owner IS NULL AND pool
-    IN (...))`, served by the `(pool, owner)` index; a principal in no pool gets exactly
-    the clause it had before, so the owner-scoped path costs what it did."""
+    Members of a public pool also read its unowned records: `OR (pool IN (...) AND
+    coalesce(owner, 0) = 0)`, served by the `(pool, owner)` index on both databases; a
+    principal in no pool gets exactly the clause it had before."""
     scope = access.scope(action)
     if "all" in scope:
         return None
@@ -154,7 +154,9 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
             elif ids:
                 parts.append(table.c.id.in_(ids))
         if access.pools and action in POOL_ACCESS:
-            parts.append(sa.and_(owner.is_(None), table.c[POOL_FIELD].in_(sorted(access.pools))))
+            # coalesce(): `owner IS NULL` would let SQLite pick the (level, owner) index for
+            # this arm and walk every unowned row; this way it takes the (pool, owner) index.
+            parts.append(sa.and_(table.c[POOL_FIELD].in_(sorted(access.pools)), sa.func.coalesce(owner, 0) == 0))
     return sa.or_(*parts) if parts else sa.false()
 
 
