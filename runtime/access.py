@@ -118,6 +118,15 @@ def shared_ids(conn: sa.Connection, entity: Entity, principal: Principal, action
     return None if len(ids) > MAX_SHARED_IDS else ids
 
 
+def pooled_ids(conn: sa.Connection, table: sa.Table, pools: frozenset[str]) -> list[int] | None:
+    """The ids of the unowned records in `pools` (None: too many to list). `coalesce()`
+    keeps SQLite off the owner index (`owner IS NULL` would walk every unowned row)."""
+    ids = list(conn.execute(sa.select(table.c.id).where(
+        table.c[POOL_FIELD].in_(sorted(pools)), sa.func.coalesce(table.c.owner, 0) == 0)
+        .limit(MAX_SHARED_IDS + 1)).scalars())
+    return None if len(ids) > MAX_SHARED_IDS else ids
+
+
 def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: Access,
                  action: str, conn: sa.Connection | None = None) -> sa.ColumnElement[bool] | None:
     """The WHERE clause limiting `table` to the rows `action` may touch; None = no limit.
@@ -127,9 +136,10 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
     that as a BitmapOr over the owner index and the primary key, while an `OR id IN
     (SELECT ...)` becomes a hashed SubPlan that makes it scan the whole table.
 
-    Members of a public pool also read its unowned records: `OR (owner IS NULL AND pool
-    IN (...))`, served by the `(pool, owner)` index; a principal in no pool gets exactly
-    the clause it had before, so the owner-scoped path costs what it did."""
+    Members of a public pool also read its unowned records, listed the same way (one
+    query on the `(pool, owner)` index; `id IN (...)` joins the shared ids), or, above
+    MAX_SHARED_IDS, as `OR (owner IS NULL AND pool IN (...))`. A principal in no pool gets
+    exactly the clause it had before."""
     scope = access.scope(action)
     if "all" in scope:
         return None
@@ -144,6 +154,7 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
             parts.append(table.c.department == principal.department_id)
         if "department_and_children" in scope and principal.department_ids:
             parts.append(table.c.department.in_(principal.department_ids))
+        listed: list[int] = []  # ids shared or pooled, read first: one `id IN (...)` arm
         if action in TEAM_ACCESS:
             ids = shared_ids(conn, entity, principal, action) if conn is not None else None
             if ids is None:
@@ -151,10 +162,16 @@ def scope_clause(table: sa.Table, entity: Entity, principal: Principal, access: 
                 parts.append(table.c.id.in_(
                     sa.select(tm.c.record_id).where(tm.c.entity == entity.name, tm.c.user_id == principal.user_id,
                                                     tm.c.access.in_(TEAM_ACCESS[action]))))
-            elif ids:
-                parts.append(table.c.id.in_(ids))
+            else:
+                listed += ids
         if access.pools and action in POOL_ACCESS:
-            parts.append(sa.and_(owner.is_(None), table.c[POOL_FIELD].in_(sorted(access.pools))))
+            ids = pooled_ids(conn, table, access.pools) if conn is not None else None
+            if ids is None:
+                parts.append(sa.and_(owner.is_(None), table.c[POOL_FIELD].in_(sorted(access.pools))))
+            else:
+                listed += ids
+        if listed:
+            parts.append(table.c.id.in_(sorted(set(listed))))
     return sa.or_(*parts) if parts else sa.false()
 
 

@@ -180,6 +180,19 @@ def test_members_list_and_read_pool_customers_and_outsiders_see_nothing(make_app
     assert w.row("customer", cid)["owner"] is None
 
 
+def test_large_pools_are_scoped_by_a_clause_instead_of_an_id_list(make_app, monkeypatch):
+    from metacrm.runtime import access
+
+    monkeypatch.setattr(access, "MAX_SHARED_IDS", 1)
+    w = make_world(make_app)
+    for name in ("P1", "P2", "P3"):
+        w.pooled(name)
+    w.create("bob", "customer", name="Bob's")
+    assert customers_seen(w, "alice") == {"P1", "P2", "P3"}
+    assert {c["name"] for c in w.get("alice", "/records/customer").get_json()["items"]} == {"P1", "P2", "P3"}
+    assert {c["name"] for c in w.get("olga", "/records/customer").get_json()["items"]} == set()
+
+
 def test_pool_membership_by_user_and_department(make_app, client_of):
     w = make_world(make_app, pool_doc(), pool_doc("west", members={"users": ["olga"]}, limits={}))
     west = w.pooled("West Co", pool="west")
