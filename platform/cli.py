@@ -17,7 +17,8 @@ from metacrm.metadata.validation import validate_documents
 from metacrm.runtime import accounts
 from metacrm.runtime.db import schema_transaction
 from metacrm.runtime.errors import ServiceError
-from metacrm.runtime.metastore import install_template, plan_pending, publish_pending, set_instance_layer
+from metacrm.runtime.metastore import (export_template, install_template, plan_pending, publish_pending,
+                                       set_instance_layer, uninstall_template)
 from metacrm.runtime.publish import PublishRefused
 from metacrm.runtime.web.context import EXTENSION
 
@@ -189,7 +190,7 @@ def publish(custom: str | None, note: str | None) -> None:
 
 @main.group()
 def template() -> None:
-    """Template packages: install, upgrade."""
+    """Template packages: install, upgrade, uninstall, export."""
 
 
 def _install(path: str, upgrade: bool) -> None:
@@ -224,6 +225,57 @@ def template_install(path: str) -> None:
 def template_upgrade(path: str) -> None:
     """Install a newer version of an installed template, keeping the instance's own layer."""
     _install(path, upgrade=True)
+
+
+@template.command("uninstall")
+@click.argument("name")
+@click.option("--drop-data", is_flag=True,
+              help="Drop the template's own tables and their rows instead of archiving them.")
+@click.option("--yes", is_flag=True, help="Don't ask before dropping data.")
+def template_uninstall(name: str, drop_data: bool, yes: bool) -> None:
+    """Uninstall a template. Its entities and fields are archived (data kept) unless --drop-data."""
+    if drop_data and not yes:
+        click.confirm(f"Drop every table of {name}'s own entities, with their rows?", abort=True)
+    app = create_app()
+    rt = app.extensions[EXTENSION]
+    try:
+        with schema_transaction(rt.engine) as conn:
+            result = uninstall_template(conn, name, drop_data=drop_data)
+    except MetadataInvalid as exc:
+        _print_errors(exc.errors)
+        _fail("Nothing was uninstalled: the metadata left would be invalid (see above).")
+    except PublishRefused as exc:
+        click.echo(exc.plan.render(), err=True)
+        _fail("Nothing was uninstalled.")
+    except ServiceError as exc:
+        _fail(exc.message)
+    rt.invalidate()
+    click.echo(result.render())
+    click.echo(f"Uninstalled {name} (metadata version {result.to_version}); "
+               + ("its tables were dropped." if drop_data else "its data is kept in archived tables and columns."))
+
+
+@template.command("export")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.option("--name", required=True, help="The package's template name.")
+@click.option("--version", "version", default="1.0.0", show_default=True)
+@click.option("--whole", is_flag=True, help="Export all merged metadata, not just this instance's customisations.")
+@click.option("--only", multiple=True, metavar="KIND/NAME",
+              help="Export only this document (repeatable), e.g. entity/customer or view/customer/all.")
+def template_export(out: str, name: str, version: str, whole: bool, only: tuple[str, ...]) -> None:
+    """Write this instance's metadata as a template package (.zip) that `template install` takes."""
+    app = create_app()
+    rt = app.extensions[EXTENSION]
+    try:
+        with rt.engine.connect() as conn:
+            data = export_template(conn, name, version, whole=whole, only=only)
+    except MetadataInvalid as exc:
+        _print_errors(exc.errors)
+        _fail("Nothing was exported.")
+    except ServiceError as exc:
+        _fail(exc.message)
+    Path(out).write_bytes(data)
+    click.echo(f"Wrote {out} ({len(data):,} bytes).")
 
 
 @main.group()

@@ -16,8 +16,9 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 
 from metacrm.metadata.documents import Document, MetadataError, MetadataInvalid
-from metacrm.metadata.layers import merge_layers
+from metacrm.metadata.layers import identity, merge_layers
 from metacrm.metadata.loader import Package, load_seed_package
+from metacrm.metadata.packaging import manifest_for, package_zip
 from metacrm.metadata.validation import validate_documents
 
 from . import systables
@@ -157,3 +158,84 @@ def instance_documents(conn: sa.Connection) -> list[Document]:
     t = systables.layers
     row = conn.execute(sa.select(t.c.documents).where(t.c.name == INSTANCE_LAYER)).first()
     return [Document(f"{INSTANCE_LAYER}:{d.get('kind')}/{d.get('name')}", d) for d in (row.documents if row else [])]
+
+
+def _requires(manifest: Any) -> list[str]:
+    return [r if isinstance(r, str) else (r or {}).get("name") for r in (manifest or {}).get("requires") or []]
+
+
+def uninstall_template(conn: sa.Connection, name: str, by: int | None = None,
+                       drop_data: bool = False) -> Plan:
+    """Remove an installed template's layer and publish what remains.
+
+    What only this template defined disappears from the metadata: its entities and the
+    fields it added to others are archived (tables, columns and rows kept, hidden), so a
+    reinstall brings them back with their data. With `drop_data` its own entities' tables
+    are dropped instead, and the system rows about them (history, dedup keys, approvals…)
+    deleted. The instance's customisations of documents only this template defined go
+    with it; any other customisation that needs the template (a lookup to one of its
+    entities) stops the uninstall with the validation errors. Refused while another
+    installed template requires it. All in the caller's transaction.
+    """
+    rows = _layer_rows(conn)
+    row = next((r for r in rows if r.name == name and r.kind == "template"), None)
+    if row is None:
+        raise NotFound(f"Template {name} is not installed.")
+    dependants = [r.name for r in rows if r.kind == "template" and name in _requires(r.manifest)]
+    if dependants:
+        raise Conflict(f"Template {name} is required by {', '.join(dependants)}; uninstall "
+                       f"{'that' if len(dependants) == 1 else 'those'} first.")
+    others = [[Document(f"{r.name}:{d.get('kind')}/{d.get('name')}", d) for d in r.documents]
+              for r in rows if r.kind == "template" and r.name != name]
+    defined_below = {identity(d) for layer in others for d in layer}
+    own = {identity(Document(name, d)) for d in row.documents} - defined_below
+    instance = [d for d in instance_documents(conn) if identity(d) not in own]
+    merged = merge_layers([*others, instance])
+    errors = validate_documents(merged)
+    if errors:
+        raise MetadataInvalid(errors)
+    purge = frozenset(key[1] for key in own if key[0] == "entity") if drop_data else frozenset()
+    t = systables.layers
+    conn.execute(t.delete().where(t.c.id == row.id))
+    if any(r.kind == "instance" for r in rows):
+        _save_layer(conn, INSTANCE_LAYER, "instance", None, None, instance)
+    plan = publish(conn, merged, by=by, purge=purge,
+                   note=f"uninstall template {name} {row.version}" + (" (data dropped)" if purge else ""))
+    if purge:
+        _forget_entities(conn, purge)
+    return plan
+
+
+def _forget_entities(conn: sa.Connection, entities: frozenset[str]) -> None:
+    """Delete the system rows that name dropped entities (every `mc_*` table with an
+    `entity` column), so nothing points at a table that is gone."""
+    for table in systables.metadata.sorted_tables[::-1]:
+        if "entity" in table.c:
+            conn.execute(table.delete().where(table.c.entity.in_(sorted(entities))))
+
+
+def export_template(conn: sa.Connection, name: str, version: str, label: dict[str, str] | None = None,
+                    whole: bool = False, only: Sequence[str] = ()) -> bytes:
+    """The instance's metadata as a template package (zip bytes).
+
+    By default the instance's own layer — its customisations — as a template that requires
+    the installed templates (what a consultant ships over the default CRM); `whole` exports
+    the merged metadata, standing alone. `only` keeps the documents whose `kind/name` (or
+    `kind/entity/name`) is listed. The package is validated the way install would
+    before it is returned."""
+    if whole:
+        documents, requires = pending_documents(conn), []
+    else:
+        documents = instance_documents(conn)
+        requires = [r.name for r in _layer_rows(conn) if r.kind == "template"]
+    if only:
+        wanted = set(only)
+        documents = [d for d in documents if "/".join(str(p) for p in identity(d) if p is not None) in wanted]
+        missing = wanted - {"/".join(str(p) for p in identity(d) if p is not None) for d in documents}
+        if missing:
+            raise NotFound(f"No such document(s) to export: {', '.join(sorted(missing))}.")
+    manifest = manifest_for(name, version, label, requires, documents)
+    errors = validate_documents([Document("template.json", manifest)])
+    if errors:
+        raise MetadataInvalid(errors)
+    return package_zip(manifest, documents)

@@ -128,17 +128,20 @@ def published_metadata(conn: sa.Connection) -> tuple[int, MetadataSet]:
 
 # ------------------------------------------------------------------ carrying forward
 
-def carry_forward(previous: Sequence[dict[str, Any]], documents: Sequence[Document]) -> list[Document]:
+def carry_forward(previous: Sequence[dict[str, Any]], documents: Sequence[Document],
+                  purge: frozenset[str] = frozenset()) -> list[Document]:
     """Keep what the previous version had and the new one dropped, as archived.
 
     An entity missing from the new documents comes back with `archived: true`; a field
     missing from an entity comes back archived too, unless a new field says it was
-    `renamed_from` it. That keeps columns (and data) under metadata control forever.
+    `renamed_from` it. That keeps columns (and data) under metadata control forever —
+    except for the entities named in `purge`, which an admin asked to delete with their
+    data (`metacrm template uninstall --drop-data`): those are let go, and their tables dropped.
     """
     out = [Document(d.source, copy.deepcopy(d.data)) for d in documents]
     entities = {d.data.get("name"): d for d in out if d.kind == "entity"}
     for old in previous:
-        if old.get("kind") != "entity":
+        if old.get("kind") != "entity" or old.get("name") in purge:
             continue
         new = entities.get(old["name"])
         if new is None:
@@ -203,10 +206,14 @@ def _alter_step(conn: sa.Connection, op: ops.AlterColumnOp, mset: MetadataSet, p
                 _render_sql(conn.dialect.name, op), problems, op=op, convert=new_field if convert else None)
 
 
-def make_plan(conn: sa.Connection, documents: Sequence[Document]) -> Plan:
-    """Validate `documents`, carry archived parts forward, and diff against the database."""
+def make_plan(conn: sa.Connection, documents: Sequence[Document], purge: frozenset[str] = frozenset()) -> Plan:
+    """Validate `documents`, carry archived parts forward, and diff against the database.
+
+    `purge` names entities to delete with their data (see carry_forward); any other
+    table that would disappear is kept, archived."""
     from_version, previous = published_version(conn)
-    documents = carry_forward(previous, documents)
+    purge = frozenset(purge) - {d.data.get("name") for d in documents if d.kind == "entity"}
+    documents = carry_forward(previous, documents, purge)
     errors = validate_documents(documents)
     if errors:
         raise MetadataInvalid(errors)
@@ -224,6 +231,7 @@ def make_plan(conn: sa.Connection, documents: Sequence[Document]) -> Plan:
     dialect = conn.dialect.name
 
     steps: list[Step] = []
+    purged_tables = {table_name(n) for n in purge}
     raw_ops, renames = schema_ops.pair_renames(schema_ops.flatten(script.upgrade_ops), mset, dialect)
     new_tables = {op.table_name for op in raw_ops if isinstance(op, ops.CreateTableOp)}
     raw_ops = schema_ops.sort_ops(raw_ops, order)
@@ -248,7 +256,11 @@ def make_plan(conn: sa.Connection, documents: Sequence[Document]) -> Plan:
         elif isinstance(op, ops.DropColumnOp):
             continue  # archived (carry_forward) or renamed above: columns are never dropped
         elif isinstance(op, ops.DropTableOp):
-            continue  # entities are archived, never dropped
+            if op.table_name in purged_tables:
+                steps.append(Step("drop_table", op.table_name,
+                                  f"drop table {op.table_name} and its {_row_count(conn, op.table_name)} row(s) "
+                                  "(asked for: the data is deleted)", _render_sql(dialect, op), op=op))
+            continue  # otherwise entities are archived, never dropped
         elif isinstance(op, ops.AlterColumnOp):
             if op.modify_type is None:
                 continue  # nullability/default drift of our own nullable columns: nothing to do
@@ -277,9 +289,34 @@ def make_plan(conn: sa.Connection, documents: Sequence[Document]) -> Plan:
                           f"{new_field.type}", problems=[
                               f"{table}.{new_field.name}: the field's storage shape changed ({old_field.type} -> "
                               f"{new_field.type}); add a new field instead of changing its type"]))
+    steps = _drops_last(conn, steps)
     steps += _archive_steps(prev_set, mset)
     changed = [d.data for d in documents] != list(previous)
     return Plan(from_version, from_version + 1, steps, documents, changed)
+
+
+def _drops_last(conn: sa.Connection, steps: list[Step]) -> list[Step]:
+    """Purged tables are dropped after every other step, referencing tables before the
+    tables they reference (viewing before property), so no foreign key is left dangling."""
+    drops = {s.table: s for s in steps if s.action == "drop_table"}
+    if not drops:
+        return steps
+    insp = sa.inspect(conn)
+    refs = {t: {fk["referred_table"] for fk in insp.get_foreign_keys(t)} & set(drops) - {t} for t in drops}
+    ordered: list[Step] = []
+    while refs:
+        # a table nobody left references can go now
+        free = sorted(t for t in refs if not any(t in r for o, r in refs.items() if o != t))
+        for t in free or sorted(refs):  # a reference cycle: any order, the DDL will say
+            ordered.append(drops[t])
+            refs.pop(t)
+            if not free:
+                break
+    return [s for s in steps if s.action != "drop_table"] + ordered
+
+
+def _row_count(conn: sa.Connection, table: str) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
 
 
 def _archive_steps(prev_set: MetadataSet, mset: MetadataSet) -> list[Step]:
@@ -347,14 +384,14 @@ def _invoke_all(conn: sa.Connection, steps: Sequence[Step]) -> None:
 
 
 def publish(conn: sa.Connection, documents: Sequence[Document], by: int | None = None,
-            note: str | None = None) -> Plan:
+            note: str | None = None, purge: frozenset[str] = frozenset()) -> Plan:
     """Plan and apply inside the caller's transaction; raise PublishRefused on problems.
 
     Returns the applied plan. An empty plan records no new version. Open the transaction
     with `db.schema_transaction(engine)`: on SQLite a change that rebuilds a referenced
     table is refused (RebuildNeedsSchemaTransaction) on a connection enforcing foreign keys.
     """
-    plan = make_plan(conn, documents)
+    plan = make_plan(conn, documents, purge)
     if not plan.ok:
         raise PublishRefused(plan)
     if plan.empty:

@@ -1,0 +1,324 @@
+"""The two industry templates (education, real estate) as a consultant ships them: each
+installs over the default CRM and works through the API, upgrades from 1.0 to 1.1
+keeping the instance's own customisations, and uninstalls — archiving its data, or
+dropping it when asked. Plus `template export`, whose zip installs elsewhere."""
+from __future__ import annotations
+
+import copy
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from metacrm.metadata.documents import Document, MetadataInvalid
+from metacrm.metadata.loader import Package, load_package, load_seed_package
+from metacrm.runtime import systables
+from metacrm.runtime.clock import utcnow
+from metacrm.runtime.db import schema_transaction
+from metacrm.runtime.errors import Conflict
+from metacrm.runtime.metastore import (export_template, install_seed, install_template, installed_templates,
+                                       publish_pending, set_instance_layer, uninstall_template)
+from metacrm.runtime.web.context import EXTENSION
+
+from .support import add_user, bearer, error_of
+
+
+def _org(conn: sa.Connection) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """A general manager over a sales manager over a rep, finance, and a teacher in Sales."""
+    d = systables.departments
+    head = conn.execute(d.insert().values(name="总经理办公室", created_at=utcnow()).returning(d.c.id)).scalar_one()
+    sales = conn.execute(d.insert().values(name="销售部", parent_id=head, created_at=utcnow())
+                         .returning(d.c.id)).scalar_one()
+    ids = {"wang.jun": add_user(conn, "wang.jun", roles=["admin", "general_manager"], department_id=head)}
+    ids["zhang.wei"] = add_user(conn, "zhang.wei", roles=["sales_manager"], department_id=sales,
+                                manager_id=ids["wang.jun"])
+    ids["liu.yang"] = add_user(conn, "liu.yang", roles=["sales"], department_id=sales, manager_id=ids["zhang.wei"])
+    ids["huang.li"] = add_user(conn, "huang.li", roles=["finance"], department_id=head, manager_id=ids["wang.jun"])
+    ids["teacher.li"] = add_user(conn, "teacher.li", roles=["teacher"], department_id=sales,
+                                 manager_id=ids["zhang.wei"])
+    conn.execute(d.update().where(d.c.id == sales).values(head_id=ids["zhang.wei"]))
+    return ids, {name: bearer(conn, uid) for name, uid in ids.items()}
+
+
+def _install(app: Any, *packages: Package | str) -> None:
+    rt = app.extensions[EXTENSION]
+    with schema_transaction(rt.engine) as conn:
+        for p in packages:
+            if isinstance(p, str):
+                install_seed(conn, p)
+            else:
+                install_template(conn, p)
+    rt.invalidate()
+
+
+@pytest.fixture
+def industry(make_app):
+    """install("education") → (client, ids, headers) on a fresh database with the default
+    CRM, the named templates, and the org above."""
+    def _make(*templates: Package | str) -> tuple[Any, Any, dict[str, int], dict[str, dict[str, str]]]:
+        app = make_app()
+        _install(app, "crm-default", *templates)
+        rt = app.extensions[EXTENSION]
+        with rt.engine.begin() as conn:
+            ids, h = _org(conn)
+        rt.invalidate()
+        return app, app.test_client(), ids, h
+    return _make
+
+
+def _post(client: Any, h: dict[str, str], entity: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
+    r = client.post(f"/api/v1/records/{entity}", headers=h, json=body)
+    assert r.status_code == status, r.get_json()
+    return r.get_json()
+
+
+def _fire(client: Any, h: dict[str, str], entity: str, rid: int, name: str) -> dict[str, Any]:
+    r = client.post(f"/api/v1/records/{entity}/{rid}/transitions/{name}", headers=h, json={})
+    assert r.status_code == 200, (name, r.get_json())
+    return r.get_json()
+
+
+def _entity_meta(client: Any, h: dict[str, str], entity: str) -> dict[str, Any]:
+    r = client.get(f"/api/v1/meta/entities/{entity}", headers=h)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def _field_names(meta: dict[str, Any]) -> set[str]:
+    return {f["name"] for f in meta["fields"]}
+
+
+# ------------------------------------------------------------------ education
+
+def test_education_renames_the_crm_for_a_training_school_and_runs_a_trial_lesson(industry):
+    app, client, ids, h = industry("education")
+    assert _entity_meta(client, h["wang.jun"], "customer")["label"] == {"en": "Student", "zh": "学员"}
+    assert {"relationship"} <= _field_names(_entity_meta(client, h["wang.jun"], "contact"))
+
+    course = _post(client, h["wang.jun"], "product", {"name": "少儿编程（Scratch）", "code": "CODE-1",
+                                                      "category": "coding", "price": "180", "lessons": 48})
+    assert course["course_fee"] == "8640.00" and course["class_type"] == "small_class"
+    student = _post(client, h["liu.yang"], "customer", {"name": "王小明", "grade": "primary_high",
+                                                         "mobile": "13800138000"})
+    _post(client, h["liu.yang"], "contact", {"name": "李芳", "customer": student["id"], "relationship": "mother",
+                                             "mobile": "13800138000", "is_decision_maker": True})
+    # a sibling shares the parent's phone: the rule only warns (the default CRM would block)
+    sibling = _post(client, h["liu.yang"], "customer", {"name": "王小红", "mobile": "138 0013 8000"})
+    assert [m["id"] for m in sibling["_duplicates"]] == [student["id"]]
+
+    lesson = _post(client, h["liu.yang"], "trial_lesson", {
+        "title": "编程试听", "student": student["id"], "course": course["id"], "teacher": ids["teacher.li"],
+        "scheduled_at": "2026-12-05T10:00:00"})
+    r = client.patch(f"/api/v1/records/trial_lesson/{lesson['id']}", headers=h["liu.yang"],
+                     json={"version": lesson["version"], "status": "attended"})
+    error_of(r, 422)
+    # the teacher of the same campus (department) records the feedback; fees stay hidden from them
+    r = client.patch(f"/api/v1/records/trial_lesson/{lesson['id']}", headers=h["teacher.li"],
+                     json={"version": lesson["version"], "status": "attended", "feedback": "逻辑思维好",
+                           "feedback_score": 5})
+    assert r.status_code == 200, r.get_json()
+    seen = client.get(f"/api/v1/records/product/{course['id']}", headers=h["teacher.li"]).get_json()
+    assert "price" not in seen and "course_fee" not in seen
+    student_seen = client.get(f"/api/v1/records/customer/{student['id']}", headers=h["teacher.li"]).get_json()
+    assert student_seen["mobile"] != "13800138000" and student_seen["mobile"].endswith("8000")
+
+    contract = _post(client, h["liu.yang"], "contract", {
+        "name": "2026 秋季编程课", "customer": student["id"], "instalments": 3,
+        "lines": [{"product": course["id"], "quantity": 48, "price": "180"}]})
+    assert contract["amount"] == "8640.00"
+
+
+# ------------------------------------------------------------------ real estate
+
+def test_real_estate_lists_properties_and_approves_a_large_commission_up_to_the_general_manager(industry):
+    app, client, ids, h = industry("realestate")
+    flat = _post(client, h["liu.yang"], "property", {
+        "title": "浦东 三室两厅 南北通透", "deal_type": "sale", "district": "浦东新区", "community": "世纪花园",
+        "address": "世纪大道 100 弄 5 号 1201", "area": "120", "layout": "3室2厅2卫", "price": "6000000"})
+    assert flat["unit_price"] == "50000.00" and flat["number"].startswith("FY-")
+    error_of(client.post("/api/v1/records/property", headers=h["liu.yang"], json={
+        "title": "同一套房", "deal_type": "sale", "district": "浦东新区", "address": "世纪大道100弄5号1201",
+        "area": "120", "price": "5900000"}), 409, "duplicate")
+    r = client.post("/api/v1/records/property", headers=h["liu.yang"], json={
+        "title": "整租一居", "deal_type": "rent", "district": "徐汇区", "address": "漕溪北路 8 号 301", "area": "45"})
+    assert "rent" in error_of(r, 422)["fields"]
+
+    buyer = _post(client, h["liu.yang"], "customer", {"name": "陈先生", "client_type": "buyer", "budget_max": "7000000"})
+    _post(client, h["liu.yang"], "viewing", {"property": flat["id"], "customer": buyer["id"],
+                                             "viewed_at": "2026-11-20T15:00:00", "feedback": "interested"})
+    error_of(client.post("/api/v1/records/lead", headers=h["liu.yang"], json={
+        "name": "赵女士", "company": "赵女士", "intent": "rent", "budget_min": "9000", "budget_max": "5000"}), 422)
+
+    deal = _post(client, h["liu.yang"], "contract", {"name": "世纪花园 1201 买卖", "customer": buyer["id"]})
+    commission = _post(client, h["liu.yang"], "commission", {
+        "contract": deal["id"], "property": flat["id"], "deal_amount": "6000000", "rate": "1.5",
+        "agent": ids["liu.yang"]})
+    assert commission["amount"] == "90000.00"
+    _fire(client, h["liu.yang"], "commission", commission["id"], "submit")
+    _fire(client, h["zhang.wei"], "commission", commission["id"], "approve")
+    after_finance = _fire(client, h["huang.li"], "commission", commission["id"], "approve")
+    assert after_finance["approval_status"] == "pending"  # 90,000 ≥ 50,000: the general manager decides last
+    approved = _fire(client, h["wang.jun"], "commission", commission["id"], "approve")
+    assert approved["approval_status"] == "approved"
+    r = client.patch(f"/api/v1/records/commission/{commission['id']}", headers=h["liu.yang"],
+                     json={"version": approved["version"], "rate": "3"})
+    assert "rate" in error_of(r, 422)["fields"]  # the rate is frozen once submitted
+
+
+# ------------------------------------------------------------------ upgrade 1.0 → 1.1
+
+def _education_1_0() -> Package:
+    """Version 1.0 of the shipped education template: 1.1 added the parent's rating of a
+    trial lesson (field and form) and the "upcoming" view (what its changelog says)."""
+    shipped = load_seed_package("education")
+    docs = []
+    for doc in shipped.documents:
+        if doc.kind == "view" and doc.data.get("name") == "upcoming":
+            continue
+        data = copy.deepcopy(doc.data)
+        if doc.kind == "entity" and data["name"] == "trial_lesson":
+            data["fields"] = [f for f in data["fields"] if f["name"] != "feedback_score"]
+        if doc.kind == "form" and data["entity"] == "trial_lesson":
+            for section in data["sections"]:
+                section["fields"] = [f for f in section["fields"] if f != "feedback_score"]
+        docs.append(Document(doc.source, data))
+    manifest = Document(shipped.manifest.source, {**shipped.manifest.data, "version": "1.0.0"})
+    return Package(manifest, tuple(docs), ())
+
+
+def test_education_upgrades_from_1_0_to_1_1_keeping_the_instances_customisations_and_data(industry):
+    app, client, ids, h = industry(_education_1_0())
+    student = _post(client, h["liu.yang"], "customer", {"name": "张三", "mobile": "13900000001"})
+    course = _post(client, h["wang.jun"], "product", {"name": "英语口语", "code": "EN-1", "category": "english"})
+    lesson = _post(client, h["liu.yang"], "trial_lesson", {"title": "口语试听", "student": student["id"],
+                                                           "course": course["id"],
+                                                           "scheduled_at": "2026-12-01T09:00:00"})
+    assert "feedback_score" not in _field_names(_entity_meta(client, h["wang.jun"], "trial_lesson"))
+    rt = app.extensions[EXTENSION]
+    own = [{"kind": "entity", "name": "trial_lesson", "label": {"zh": "体验课"},
+            "fields": [{"name": "wechat_group", "type": "text", "label": {"en": "WeChat group", "zh": "微信群"}}]}]
+    with schema_transaction(rt.engine) as conn:
+        set_instance_layer(conn, [Document("instance", d) for d in own])
+        publish_pending(conn)
+    rt.invalidate()
+    r = client.patch(f"/api/v1/records/trial_lesson/{lesson['id']}", headers=h["liu.yang"],
+                     json={"version": lesson["version"], "wechat_group": "口语体验群 3"})
+    assert r.status_code == 200, r.get_json()
+
+    with schema_transaction(rt.engine) as conn:
+        install_template(conn, load_seed_package("education"), upgrade=True)
+        assert {t["name"]: t["version"] for t in installed_templates(conn)}["education"] == "1.1.0"
+    rt.invalidate()
+    meta = _entity_meta(client, h["wang.jun"], "trial_lesson")
+    assert {"feedback_score", "wechat_group"} <= _field_names(meta)
+    assert meta["label"] == {"en": "Trial lesson", "zh": "体验课"}  # the instance's label survives
+    views = client.get("/api/v1/meta/entities/trial_lesson", headers=h["wang.jun"]).get_json().get("views") or []
+    assert "upcoming" in {v["name"] for v in views}
+    kept = client.get(f"/api/v1/records/trial_lesson/{lesson['id']}", headers=h["liu.yang"]).get_json()
+    assert kept["wechat_group"] == "口语体验群 3" and kept["title"] == "口语试听"
+
+
+# ------------------------------------------------------------------ uninstall
+
+def _table_names(app: Any) -> set[str]:
+    return set(sa.inspect(app.extensions[EXTENSION].engine).get_table_names())
+
+
+def test_uninstall_archives_the_templates_data_and_a_reinstall_brings_it_back(industry):
+    app, client, ids, h = industry("realestate")
+    flat = _post(client, h["liu.yang"], "property", {
+        "title": "静安 两室", "deal_type": "rent", "district": "静安区", "address": "南京西路 1 号 808",
+        "area": "70", "rent": "12000"})
+    lead = _post(client, h["liu.yang"], "lead", {"name": "钱先生", "company": "钱先生", "intent": "rent"})
+    rt = app.extensions[EXTENSION]
+    with schema_transaction(rt.engine) as conn:
+        with pytest.raises(Conflict):
+            uninstall_template(conn, "crm-default")  # realestate requires it
+        plan = uninstall_template(conn, "realestate")
+    rt.invalidate()
+    assert {"archive_entity"} <= {s.action for s in plan.steps}
+    error_of(client.get(f"/api/v1/records/property/{flat['id']}", headers=h["wang.jun"]), 404)
+    assert "intent" not in client.get(f"/api/v1/records/lead/{lead['id']}", headers=h["wang.jun"]).get_json()
+    assert "ent_property" in _table_names(app)
+
+    _install(app, "realestate")
+    back = client.get(f"/api/v1/records/property/{flat['id']}", headers=h["wang.jun"]).get_json()
+    assert back["title"] == "静安 两室" and back["rent"] == "12000.00"
+    assert client.get(f"/api/v1/records/lead/{lead['id']}", headers=h["wang.jun"]).get_json()["intent"] == "rent"
+
+
+def test_uninstall_with_drop_data_drops_its_own_tables_and_their_system_rows_only(industry):
+    app, client, ids, h = industry("realestate")
+    flat = _post(client, h["liu.yang"], "property", {
+        "title": "徐汇 一室", "deal_type": "sale", "district": "徐汇区", "address": "天钥桥路 2 号 501",
+        "area": "50", "price": "3000000"})
+    customer = _post(client, h["liu.yang"], "customer", {"name": "上海远景贸易有限公司"})
+    _post(client, h["liu.yang"], "viewing", {"property": flat["id"], "customer": customer["id"],
+                                             "viewed_at": "2026-11-21T10:00:00"})
+    rt = app.extensions[EXTENSION]
+    with schema_transaction(rt.engine) as conn:
+        plan = uninstall_template(conn, "realestate", drop_data=True)
+        history = conn.execute(sa.select(sa.func.count()).select_from(systables.history)
+                               .where(systables.history.c.entity.in_(["property", "viewing"]))).scalar_one()
+    rt.invalidate()
+    assert [s.table for s in plan.steps if s.action == "drop_table"] == [
+        "ent_commission", "ent_viewing", "ent_property"] or {
+        s.table for s in plan.steps if s.action == "drop_table"} == {"ent_commission", "ent_viewing", "ent_property"}
+    assert not {"ent_property", "ent_viewing", "ent_commission"} & _table_names(app)
+    assert history == 0
+    assert client.get(f"/api/v1/records/customer/{customer['id']}", headers=h["liu.yang"]).status_code == 200
+    _install(app, "realestate")  # a clean reinstall: empty tables again
+    assert client.get("/api/v1/records/property", headers=h["wang.jun"]).get_json()["total"] == 0
+
+
+def test_uninstall_refuses_when_a_customisation_needs_the_template(industry):
+    app, client, ids, h = industry("realestate")
+    rt = app.extensions[EXTENSION]
+    own = [{"kind": "entity", "name": "customer",
+            "fields": [{"name": "favourite", "type": "lookup", "target": "property",
+                        "label": {"en": "Favourite listing", "zh": "心仪房源"}}]}]
+    with schema_transaction(rt.engine) as conn:
+        set_instance_layer(conn, [Document("instance", d) for d in own])
+        publish_pending(conn)
+    with pytest.raises(MetadataInvalid) as exc, schema_transaction(rt.engine) as conn:
+        uninstall_template(conn, "realestate")
+    assert any("property" in e.message for e in exc.value.errors)
+    with rt.engine.connect() as conn:
+        assert "realestate" in {t["name"] for t in installed_templates(conn)}
+
+
+# ------------------------------------------------------------------ export
+
+def test_export_writes_the_instances_customisations_as_a_package_that_installs(industry, tmp_path: Path):
+    app, client, ids, h = industry()
+    rt = app.extensions[EXTENSION]
+    own = [{"kind": "entity", "name": "customer",
+            "fields": [{"name": "wechat_id", "type": "text", "label": {"en": "WeChat ID", "zh": "微信号"}}]},
+           {"kind": "view", "entity": "customer", "name": "wechat", "label": {"en": "With WeChat", "zh": "有微信"},
+            "columns": ["name", "wechat_id"], "filters": [["wechat_id", "is not empty"]]}]
+    with schema_transaction(rt.engine) as conn:
+        set_instance_layer(conn, [Document("instance", d) for d in own])
+        publish_pending(conn)
+        data = export_template(conn, "acme-wechat", "1.0.0")
+        whole = export_template(conn, "acme-all", "1.0.0", whole=True, only=["entity/customer"])
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert sorted(names) == ["entities/customer.json", "template.json", "views/customer_wechat.json"]
+    assert zipfile.ZipFile(io.BytesIO(whole)).namelist() == ["template.json", "entities/customer.json"]
+    path = tmp_path / "acme-wechat.zip"
+    path.write_bytes(data)
+    package = load_package(path)
+    assert package.manifest.data["requires"] == ["crm-default"]
+
+    # the customisation leaves the instance (archived), then comes back as the installed package
+    with schema_transaction(rt.engine) as conn:
+        set_instance_layer(conn, [])
+        publish_pending(conn)
+    rt.invalidate()
+    assert "wechat_id" not in _field_names(_entity_meta(client, h["wang.jun"], "customer"))
+    _install(app, package)
+    assert "wechat_id" in _field_names(_entity_meta(client, h["wang.jun"], "customer"))
+    views = _entity_meta(client, h["wang.jun"], "customer").get("views") or []
+    assert "wechat" in {v["name"] for v in views}
