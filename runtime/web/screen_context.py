@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import notifications
 from ..errors import ServiceError, Unauthorized
 from ..principal import Principal
 from .context import current_principal, runtime
-from .screen_support import display, local_input, navigation, option_label
+from .screen_support import SHELL_COUNTS, display, local_input, navigation, option_label
 from .ui_text import translate
 
 LANGUAGES = ("en", "zh")
@@ -62,8 +62,9 @@ def load_shell(principal: Principal) -> None:
     rt = runtime()
     with rt.engine.connect() as conn:
         catalog = rt.catalog(conn)
-        g.metacrm_nav = navigation(catalog, principal, language())
+        g.metacrm_nav = navigation(catalog, principal, language(), current_app.view_functions)
         g.metacrm_unread = notifications.unread_count(conn, principal.user_id) if principal.user_id else 0
+        g.metacrm_counts = {name: count(conn, principal) for name, count in SHELL_COUNTS.items()}
 
 
 def _error_page(exc: ServiceError) -> Any:
@@ -89,6 +90,7 @@ def template_globals() -> dict[str, Any]:
                            "option_label": option_label, "local_input": lambda v: local_input(v, tz)}
     out["nav"] = g.get("metacrm_nav", [])
     out["unread"] = g.get("metacrm_unread", 0)
+    out["nav_counts"] = g.get("metacrm_counts", {})
     return out
 
 

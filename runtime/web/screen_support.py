@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
+from sqlalchemy import Connection
 
 from metacrm.metadata.model import Entity, Field, View
 
@@ -22,7 +23,7 @@ from ..principal import Principal
 from .meta import may_use
 
 #: Navigation groups in the order the sidebar shows them (UX.md: 客户管理 · 销售 · 办公 …).
-APPS = ("customers", "sales", "office", "other")
+APPS = ("customers", "sales", "office", "dashboard", "admin", "other")
 #: Field types whose value is an id with a title to look up.
 TITLED_TYPES = frozenset({"lookup", "user", "department"})
 TITLED_SYSTEM = frozenset({"owner", "created_by", "updated_by", "department"})
@@ -31,13 +32,43 @@ MONEY_TYPES = frozenset({"currency"})
 
 @dataclass(frozen=True)
 class NavItem:
-    entity: str
+    """One sidebar link: an entity's list (`entity` set) or one of the SHELL_PAGES."""
     label: str
     icon: str
+    endpoint: str
+    entity: str | None = None
+    badge: str | None = None  # a key of the shell's counts (g.metacrm_counts), shown beside the label
 
 
-def navigation(catalog: Catalog, principal: Principal, language: str) -> list[tuple[str, list[NavItem]]]:
-    """[(app, [entities the user may use])], apps in the sidebar's order, empty apps left out."""
+@dataclass(frozen=True)
+class ShellPage:
+    """A screen that is not an entity's list (inbox, dashboard, admin, designer …).
+
+    `label` is a ui_text key; `app` the sidebar group it sits in; `admin_only` hides it
+    from everyone else (the page itself still checks)."""
+    endpoint: str
+    label: str
+    icon: str
+    app: str
+    admin_only: bool = False
+    badge: str | None = None
+
+
+#: The shell's own pages, in sidebar order within their group. A page appears once its
+#: blueprint is mounted (its endpoint is registered), so a list entry never breaks url_for.
+SHELL_PAGES: tuple[ShellPage, ...] = ()
+
+#: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
+#: per page request, with the shell's connection, for the signed-in user.
+SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {}
+
+
+def navigation(catalog: Catalog, principal: Principal, language: str,
+               endpoints: Iterable[str] = ()) -> list[tuple[str, list[NavItem]]]:
+    """[(app, [links the user may use])], apps in the sidebar's order, empty apps left out:
+    the entities the user may read, then the mounted shell pages of each app."""
+    from .ui_text import translate
+
     groups: dict[str, list[NavItem]] = {}
     for entity in catalog.mset.active_entities:
         if entity.child_of or not may_use(catalog, entity, principal):
@@ -45,7 +76,15 @@ def navigation(catalog: Catalog, principal: Principal, language: str) -> list[tu
         if not access_for(catalog.mset, principal, entity).allows("read"):
             continue
         app = entity.app if entity.app in APPS else "other"
-        groups.setdefault(app, []).append(NavItem(entity.name, entity.label.get(language), entity.icon or "table"))
+        groups.setdefault(app, []).append(NavItem(entity.label.get(language), entity.icon or "table",
+                                                  "metacrm_lists.list_page", entity=entity.name))
+    mounted = set(endpoints)
+    for page in SHELL_PAGES:
+        if page.endpoint not in mounted or (page.admin_only and not principal.is_admin):
+            continue
+        app = page.app if page.app in APPS else "other"
+        groups.setdefault(app, []).append(NavItem(translate(page.label, language), page.icon, page.endpoint,
+                                                  badge=page.badge))
     return [(app, groups[app]) for app in APPS if app in groups]
 
 
