@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from ..actions import run_action
 from ..catalog import Catalog
@@ -18,7 +18,8 @@ from ..query import list_records, parse_list_args
 from ..records import create_record, delete_record, get_record, record_history, update_record
 from .context import require_principal, runtime
 from .meta import entity_detail, entity_summary, may_use
-from .openapi import openapi_document
+from .openapi import ERROR, openapi_document
+from .openapi_routes import route_paths
 
 bp = Blueprint("metacrm_api", __name__, url_prefix="/api/v1")
 
@@ -72,7 +73,9 @@ def openapi() -> Any:
     principal = require_principal()
     rt = runtime()
     catalog: Catalog = rt.catalog()
-    return jsonify(openapi_document(catalog, principal, request.host_url.rstrip("/")))
+    others = route_paths(current_app.url_map.iter_rules(), current_app.view_functions,
+                         is_admin=principal.is_admin, error=ERROR)
+    return jsonify(openapi_document(catalog, principal, request.host_url.rstrip("/"), others))
 
 
 @bp.get("/meta/entities")

@@ -105,7 +105,10 @@ def _keep_allowed(paths: dict[str, Any], entity: str, access: Access) -> None:
             del paths[path]
 
 
-def openapi_document(catalog: Catalog, principal: Principal, server: str) -> dict[str, Any]:
+def openapi_document(catalog: Catalog, principal: Principal, server: str,
+                     other_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The caller's document: per-entity record paths from the metadata, then `other_paths`
+    (the engines' endpoints, see openapi_routes.route_paths) for what the metadata can't say."""
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
             "code": {"type": "string"}, "message": {"type": "string"},
@@ -173,5 +176,5 @@ def openapi_document(catalog: Catalog, principal: Principal, server: str) -> dic
             "bearer": {"type": "http", "scheme": "bearer"}, "cookie": {"type": "apiKey", "in": "cookie",
                                                                        "name": "session"}}},
         "security": [{"bearer": []}, {"cookie": []}],
-        "paths": paths,
+        "paths": {**paths, **(other_paths or {})},
     }
