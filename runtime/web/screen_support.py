@@ -20,6 +20,7 @@ from metacrm.metadata.model import Entity, Field, View
 from ..access import Access, access_for
 from ..catalog import Catalog
 from ..principal import Principal
+from ..workflow.reading import pending_count
 from .meta import may_use
 
 #: Navigation groups in the order the sidebar shows them (UX.md: 客户管理 · 销售 · 办公 …).
@@ -56,11 +57,15 @@ class ShellPage:
 
 #: The shell's own pages, in sidebar order within their group. A page appears once its
 #: blueprint is mounted (its endpoint is registered), so a list entry never breaks url_for.
-SHELL_PAGES: tuple[ShellPage, ...] = ()
+SHELL_PAGES: tuple[ShellPage, ...] = (
+    ShellPage("metacrm_inbox.inbox_page", "approval_inbox", "check2-square", "office", badge="approvals"),
+)
 
 #: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
 #: per page request, with the shell's connection, for the signed-in user.
-SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {}
+SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {
+    "approvals": pending_count,  # 待我审批: also the top bar's approvals count
+}
 
 
 def navigation(catalog: Catalog, principal: Principal, language: str,

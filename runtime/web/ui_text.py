@@ -99,6 +99,59 @@ TEXT: dict[str, tuple[str, str]] = {
     "system_user": ("System", "系统"),
     "owner": ("Owner", "负责人"),
     "comment_prompt": ("Comment (optional)", "审批意见（可选）"),
+    # approval inbox
+    "approval_inbox": ("Approval inbox", "审批中心"),
+    "box_pending": ("Waiting for me", "待我审批"),
+    "box_submitted": ("Submitted by me", "我发起的"),
+    "box_decided": ("Decided by me", "我已审批"),
+    "col_what": ("What", "审批事项"),
+    "col_submitter": ("Submitted by", "发起人"),
+    "col_amount": ("Amount", "金额"),
+    "col_submitted_at": ("Submitted", "提交时间"),
+    "col_step": ("Current step", "当前步骤"),
+    "col_status": ("Status", "状态"),
+    "col_my_decision": ("My decision", "我的意见"),
+    "col_decided_at": ("Decided", "审批时间"),
+    "waiting_for": ("Waiting for {who}", "待 {who} 审批"),
+    "comment_for_decision": ("Comment (needed to reject)", "审批意见（驳回必填）"),
+    "approve": ("Approve", "同意"),
+    "reject": ("Reject", "驳回"),
+    "approval_details": ("Details", "详情"),
+    "as_submitted": ("As submitted", "提交时的内容"),
+    "approval_steps": ("Steps", "审批步骤"),
+    "approval_trail": ("Trail", "审批记录"),
+    "open_record": ("Open the record", "打开记录"),
+    "current_state": ("Now: {state}", "当前状态：{state}"),
+    "empty_pending": ("Nothing waits for your decision.", "暂无待您审批的事项。"),
+    "empty_submitted": ("You have not submitted anything for approval yet.", "您还没有发起过审批。"),
+    "empty_decided": ("You have not decided any approval yet.", "您还没有审批过任何事项。"),
+    "reject_needs_comment": ("Say why you reject it: the submitter needs the reason.",
+                             "驳回时请填写审批意见，以便发起人修改。"),
+    "approval_refused_conflict": ("Not done:", "未执行："),
+    "approval_refused_forbidden": ("Not allowed:", "无权操作："),
+    "approval_refused_missing": ("Not found:", "未找到："),
+    "approval_refused_invalid": ("Not done:", "未执行："),
+    "approval_approved": ("Approved: {title}", "已同意：{title}"),
+    "approval_rejected": ("Rejected: {title}", "已驳回：{title}"),
+    "ap_pending": ("Pending", "审批中"),
+    "ap_approved": ("Approved", "已通过"),
+    "ap_rejected": ("Rejected", "已驳回"),
+    "ap_withdrawn": ("Withdrawn", "已撤回"),
+    "ap_cancelled": ("Cancelled", "已取消"),
+    "ap_reassigned": ("Reassigned", "已转交"),
+    "ap_waiting": ("Waiting", "等待中"),
+    "ap_submit": ("Submitted", "提交"),
+    "ap_resubmit": ("Resubmitted", "重新提交"),
+    "ap_approve": ("Approved", "同意"),
+    "ap_reject": ("Rejected", "驳回"),
+    "ap_withdraw": ("Withdrawn", "撤回"),
+    "ap_reassign": ("Reassigned", "转交"),
+    "ap_add_signer": ("Added signers", "加签"),
+    "ap_auto_approve": ("Approved automatically", "自动通过"),
+    "ap_escalate": ("Escalated", "已上报"),
+    "ap_skip": ("Step skipped", "跳过步骤"),
+    "ap_returned": ("Returned to an earlier step", "退回上一步"),
+    "ap_cc": ("Copied", "抄送"),
     # forms
     "fix_errors": ("The record was not saved: fix the fields marked below.", "保存失败：请修改下方标出的字段。"),
     "conflict": ("Someone else changed this record while you were editing. Your changes are kept below; reload to see theirs, then save again.",
@@ -120,6 +173,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "longitude": ("Longitude", "经度"),
     "address": ("Address", "地址"),
 }
+
+
+def word(prefix: str, value: object, language: str = "en") -> str:
+    """A stored code (an approval status, a trail action) in words: `TEXT[prefix + value]`
+    when there is one, else the code itself — codes a later engine adds still show."""
+    key = f"{prefix}{value}"
+    return translate(key, language) if key in TEXT else str(value)
 
 
 def translate(key: str, language: str = "en", **values: object) -> str:

@@ -317,6 +317,21 @@
     toast(errorText(r.data), false);
   }));
 
+  // ---------------------------------------------------------------- approval inbox: the detail drawer
+  // Each "Details" link is a page of its own; with this script its body opens in the drawer.
+  const drawer = $("#mc-approval-drawer");
+  if (drawer && window.bootstrap) $$(".mc-drawer-open").forEach((link) => link.addEventListener("click", async (e) => {
+    e.preventDefault();
+    const body = $(".mc-drawer-body", drawer);
+    body.replaceChildren();
+    bootstrap.Offcanvas.getOrCreateInstance(drawer).show();
+    const url = new URL(link.href, location.href);
+    url.searchParams.set("partial", "1");
+    const res = await fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}});
+    if (!res.ok) { toast(`${res.status}`, false); return; }
+    body.innerHTML = await res.text();  // rendered (and escaped) by the server's template
+  }));
+
   // ---------------------------------------------------------------- kanban: drag a card to another stage
   const board = $(".mc-kanban");
   if (board) {
