@@ -26,6 +26,7 @@ from ..principal import Principal
 from ..record_reads import add_titles, present
 from ..workflow import approvals as wf_approvals
 from ..workflow.engine import fire_transition
+from ..workflow.machine import machines_of
 from ..workflow.reading import BOXES, inbox, record_approvals
 from .context import runtime
 from .screen_context import flash_t, init_screen_blueprint, language, screen_principal, t
@@ -137,7 +138,10 @@ def detail_context(conn: sa.Connection, catalog: Catalog, principal: Principal, 
         raise NotFound(f"No approval with id {approval_id}.")
     rt = catalog.get(head.entity)
     access = access_for(catalog.mset, principal, rt.entity)
-    fields = [f for f in readable_fields(rt.entity, access) if f.type != "table" and not f.system]
+    # The state as submitted is always the state the submission left: the panel shows the state now.
+    states = {m.state_field for m in machines_of(catalog, rt.name)}
+    fields = [f for f in readable_fields(rt.entity, access)
+              if f.type != "table" and not f.system and f.name not in states]
     snapshot = dict(item["snapshot"])
     add_titles(conn, catalog, rt, [snapshot], expand_names(fields, access), principal)
     tables = []
