@@ -167,3 +167,47 @@ def test_a_record_takes_only_keys_of_uploaded_files(files_site):
     r = c.patch(f"/api/v1/records/doc/{doc['id']}", headers=h["ann"],
                 json={"attachment": None, "version": doc["version"]})
     assert r.status_code == 200 and r.get_json()["attachment"] is None
+
+
+# ------------------------------------------------------------------ the screens
+
+def screen_client(app, who):
+    from .test_screens import sign_in
+    return sign_in(app.test_client(), who, f"{who}-pass-1")
+
+
+def test_a_form_posted_without_javascript_uploads_its_files(files_site):
+    from .test_screens import csrf_of
+    app, c, h, _, _ = files_site
+    ann = screen_client(app, "ann")
+    html = ann.get("/r/doc/new").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in html and 'name="attachment.upload"' in html
+    assert 'accept="image/png,image/jpeg,image/gif,image/webp"' in html
+    r = ann.post("/r/doc/new", content_type="multipart/form-data", data={
+        "csrf_token": csrf_of(html), "name": "Scanned deal", "attachment": "",
+        "attachment.upload": (io.BytesIO(PDF), "deal #1.pdf"), "photo.upload": (io.BytesIO(PNG), "face.png")})
+    assert r.status_code == 302, r.get_data(as_text=True)[:400]
+    doc_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    doc = c.get(f"/api/v1/records/doc/{doc_id}", headers=h["ann"]).get_json()
+    assert doc["attachment"].endswith("/deal #1.pdf") and doc["photo"].endswith("/face.png")
+    page = ann.get(f"/r/doc/{doc_id}").get_data(as_text=True)
+    assert f'href="/api/v1/files/{doc["attachment"].replace(" ", "%20").replace("#", "%23")}"' in page
+    assert ">deal #1.pdf</a>" in page and 'class="img-thumbnail mc-thumb"' in page
+    assert ann.get(f"/api/v1/files/{doc['photo']}").status_code == 200
+    edit = ann.get(f"/r/doc/{doc_id}/edit").get_data(as_text=True)
+    assert f'value="{doc["attachment"]}" class="mc-file-value"' in edit
+
+
+def test_a_form_keeps_a_key_uploaded_by_the_script_and_refuses_a_wrong_image(files_site):
+    from .test_screens import csrf_of
+    app, c, h, _, _ = files_site
+    ann = screen_client(app, "ann")
+    key = upload(c, h["ann"], PDF, "terms.pdf").get_json()["key"]
+    token = csrf_of(ann.get("/r/doc/new").get_data(as_text=True))
+    r = ann.post("/r/doc/new", data={"csrf_token": token, "name": "Keyed", "attachment": key})
+    assert r.status_code == 302
+    r = ann.post("/r/doc/new", content_type="multipart/form-data", data={
+        "csrf_token": token, "name": "Bad photo", "attachment": key, "photo.upload": (io.BytesIO(PDF), "face.png")})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and 'data-for="photo"' in html and "Not an image" in html
+    assert 'value="Bad photo"' in html and f'value="{key}" class="mc-file-value"' in html  # nothing typed is lost

@@ -27,6 +27,7 @@ from ..record_reads import fetch_row, python_record, require_access
 from ..record_writes import condition_holds
 from ..records import create_record, delete_record, get_record, record_history, update_record
 from .context import runtime
+from .form_files import with_uploads
 from .form_input import form_payload
 from .screen_context import flash_t, init_screen_blueprint, language, screen_principal, t
 from .screen_support import expand_names, readable_fields
@@ -230,7 +231,13 @@ def new_record(entity: str) -> Any:
                                                                        and f.default.startswith("$"))}
             draft.update({k: v for k, v in request.args.items() if rt.entity.active_field(k) is not None})
             return _render_form(rt, catalog, principal, access, draft)
-        payload = form_payload(rt, request.form, _form_fields(form_layout(catalog, rt.entity, access)), rt_.timezone)
+        fields = _form_fields(form_layout(catalog, rt.entity, access))
+        try:
+            form = with_uploads(conn, catalog, principal, rt, request.form, request.files)
+        except ValidationFailed as exc:
+            return _render_form(rt, catalog, principal, access, form_payload(rt, request.form, fields, rt_.timezone),
+                                exc.fields, exc.message, status=422)
+        payload = form_payload(rt, form, fields, rt_.timezone)
         try:
             with conn.begin_nested():
                 record = create_record(conn, catalog, principal, entity, payload)
@@ -258,7 +265,12 @@ def edit_record(entity: str, record_id: int) -> Any:
         _refuse_locked(conn, catalog, principal, rt, record_id)
         if request.method == "GET":
             return _render_form(rt, catalog, principal, access, current)
-        payload = form_payload(rt, request.form, _form_fields(sections), rt_.timezone)
+        try:
+            form = with_uploads(conn, catalog, principal, rt, request.form, request.files)
+        except ValidationFailed as exc:
+            draft = {**current, **form_payload(rt, request.form, _form_fields(sections), rt_.timezone)}
+            return _render_form(rt, catalog, principal, access, draft, exc.fields, exc.message, status=422)
+        payload = form_payload(rt, form, _form_fields(sections), rt_.timezone)
         version = request.form.get("version", "")
         payload["version"] = int(version) if version.isascii() and version.isdigit() else version
         # A refused save re-renders the user's input with the version they started from:

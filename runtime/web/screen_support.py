@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -211,8 +212,13 @@ def display(f: Field, record: dict[str, Any], language: str, timezone: str = "UT
         return Markup('<a href="/r/{}/{}">{}</a>').format(value.get("entity"), value.get("id"), title)
     if kind == "location" and isinstance(value, dict):
         return escape(value.get("address") or f"{value.get('lat')}, {value.get('lng')}")
-    if kind in ("file", "image") and isinstance(value, dict):
-        return escape(value.get("name") or "")
+    if kind in ("file", "image") and isinstance(value, str):
+        # An upload's key "<token>/<name>" (runtime/files.py): a download link, a thumbnail for images.
+        url, name = f"/api/v1/files/{quote(value)}", value.partition("/")[2] or value
+        if kind == "image":
+            return Markup('<a href="{0}" target="_blank" rel="noopener" class="mc-file-link"><img src="{0}" alt="{1}" '
+                          'class="img-thumbnail mc-thumb" loading="lazy"></a>').format(url, name)
+        return Markup('<a href="{}" class="mc-file-link">{}</a>').format(url, name)
     if kind in ("textarea", "richtext"):
         return Markup("<br>").join(escape(line) for line in str(value).splitlines())
     return escape(str(value))
