@@ -8,6 +8,8 @@
 | timezone for "today", relative dates | METACRM_TIMEZONE | UTC |
 | secure cookies (HTTPS only) | METACRM_SECURE_COOKIES=1 | off |
 | instance folder | METACRM_INSTANCE | ./instance |
+| uploaded files' folder | METACRM_UPLOAD_DIR | `<instance>/uploads` |
+| largest upload (MB) | METACRM_MAX_UPLOAD_MB | 20 |
 """
 from __future__ import annotations
 
@@ -63,6 +65,10 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     except (ZoneInfoNotFoundError, ValueError):
         raise SystemExit(f"METACRM_TIMEZONE: unknown timezone {timezone!r}") from None
     secure = str(pick("SECURE_COOKIES", "METACRM_SECURE_COOKIES", "")).lower() in ("1", "true", "yes")
+    try:
+        upload_mb = int(pick("MAX_UPLOAD_MB", "METACRM_MAX_UPLOAD_MB", 20))
+    except (TypeError, ValueError):
+        raise SystemExit("METACRM_MAX_UPLOAD_MB must be a whole number of megabytes") from None
     config = {
         "INSTANCE_PATH": str(instance),
         "DATABASE_URL": database_url,
@@ -74,7 +80,9 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": secure,
         "JSON_SORT_KEYS": False,
-        "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": max(50, upload_mb + 1) * 1024 * 1024,
+        "MAX_UPLOAD_MB": upload_mb,
+        "UPLOAD_DIR": pick("UPLOAD_DIR", "METACRM_UPLOAD_DIR"),
     }
     config.update({k: v for k, v in overrides.items() if k not in config or k in overrides})
     return config

@@ -23,6 +23,7 @@ from .catalog import Catalog, EntityRuntime
 from .coercion import MAX_ID, loader_for, to_column_value
 from .compiler import location_columns, reference_columns
 from .errors import BadRequest, Conflict, ValidationFailed
+from .files import check_file_values
 from .history import jsonable
 from .naming import next_number
 from .principal import Principal
@@ -371,6 +372,7 @@ def check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, prin
             continue
         if table is None or not _exists(conn, table, v, scope() if callable(scope) else scope):
             errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
+    check_file_values(conn, rt, values, before, errors, prefix)  # uploads exist; images are images
 
 
 def _unique_groups(entity: Any) -> list[tuple[Field, ...]]:

@@ -334,3 +334,18 @@ delegations = sa.Table(
     sa.Column("revoked_at", TS),
     sa.Index("ix_mc_delegations_from", "from_user", "ends_on"),
 )
+
+# Uploaded files (runtime/files.py): the bytes live under the upload folder by their random
+# token; this row keeps the name, size, sniffed type and uploader. A record's file or image
+# field holds "<token>/<name>".
+files = sa.Table(
+    "mc_files", metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String(127), nullable=False),
+    sa.Column("uploaded_by", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="SET NULL")),
+    sa.Column("uploaded_at", TS, nullable=False),
+    sa.Column("entity", sa.String(63)),  # the form field it was uploaded for, when named
+    sa.Column("field", sa.String(63)),
+)

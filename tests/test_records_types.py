@@ -7,6 +7,7 @@ autonumbers computed by the server.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 import pytest
@@ -89,6 +90,11 @@ def test_every_simple_field_type_round_trips_through_post_and_get(make_app, clie
     team = _department(engine_of(app))
     me = _admin_id(c)
     acme = c.post("/api/v1/records/customer", json={"name": "ACME"}).get_json()["id"]
+    # File and image fields hold the key of an upload (tests/test_files.py covers uploads).
+    pdf = c.post("/api/v1/files", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(b"%PDF-1.4"), "contract.pdf")}).get_json()["key"]
+    png = c.post("/api/v1/files", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + bytes(24)), "logo.png")}).get_json()["key"]
     sent = {
         "name": "  Widget  ",
         "notes": "line one\nline two",
@@ -109,8 +115,8 @@ def test_every_simple_field_type_round_trips_through_post_and_get(make_app, clie
         "subject": {"entity": "customer", "id": acme},
         "assignee": me,
         "team": team,
-        "attachment": "files/2026/contract.pdf",
-        "photo": "images/logo.png",
+        "attachment": pdf,
+        "photo": png,
         "spot": {"lat": 31.2304, "lng": 121.4737, "address": "上海市人民广场"},
     }
     r = c.post("/api/v1/records/thing", json=sent)
@@ -137,8 +143,8 @@ def test_every_simple_field_type_round_trips_through_post_and_get(make_app, clie
         "subject": {"entity": "customer", "id": acme},
         "assignee": me,
         "team": team,
-        "attachment": "files/2026/contract.pdf",
-        "photo": "images/logo.png",
+        "attachment": pdf,
+        "photo": png,
         "spot": {"lat": 31.2304, "lng": 121.4737, "address": "上海市人民广场"},
         "lines": [],
         "total": "0.00",  # sum() of no rows is 0

@@ -20,8 +20,9 @@ from metacrm.metadata.model import Field
 from ..catalog import EntityRuntime
 
 ROW_KEY = re.compile(r"^(?P<table>[a-z][a-z0-9_]*)-(?P<index>\d{1,4})-(?P<field>[a-z][a-z0-9_]*)$")
-#: Types a browser form can't set (computed by the server or uploaded separately).
-NOT_FROM_FORMS = frozenset({"formula", "autonumber", "file", "image", "table"})
+#: Types a browser form can't set (computed by the server, or a table's rows). A file or
+#: image field posts the key of its upload (form_files.py stores files posted directly).
+NOT_FROM_FORMS = frozenset({"formula", "autonumber", "table"})
 
 
 def field_value(f: Field, form: MultiDict, key: str, timezone: str) -> tuple[bool, Any]:

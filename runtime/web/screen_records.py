@@ -27,9 +27,11 @@ from ..record_reads import fetch_row, python_record, require_access
 from ..record_writes import condition_holds
 from ..records import create_record, delete_record, get_record, record_history, update_record
 from .context import runtime
+from .form_files import with_uploads
 from .form_input import form_payload
 from .screen_context import flash_t, init_screen_blueprint, language, screen_principal, t
 from .screen_support import expand_names, readable_fields
+from ..workflow.guard import approver_fields, locked_error, locking_machine
 from ..workflow.machine import machines_of
 from ..workflow.reading import available, record_approvals
 
@@ -159,8 +161,28 @@ def record_page(entity: str, record_id: int) -> Any:
         related=related, timeline=stream, user_names=names, can_followup=can_followup,
         workflow=workflow, approvals=trail,
         followup_entity=followup.entity if followup else None,
-        can_edit=access.allows("update"), can_delete=access.allows("delete"),
+        can_edit=access.allows("update") and not _locked_for(workflow, trail),
+        can_delete=access.allows("delete") and not (workflow and any(w["locked"] for w in workflow["workflows"])),
         title=_title(rt.entity, record))
+
+
+def _locked_for(workflow: Mapping[str, Any] | None, trail: Mapping[str, Any] | None) -> bool:
+    """A locked workflow state hides Edit, except from an approver whose step may edit fields."""
+    if not workflow or not any(w["locked"] for w in workflow["workflows"]):
+        return False
+    current = (trail or {}).get("current") or {}
+    return not current.get("my_editable_fields")
+
+
+def _refuse_locked(conn: sa.Connection, catalog: Catalog, principal: Principal, rt: EntityRuntime,
+                   record_id: int) -> None:
+    """The edit form of a locked record (pending approval, approved…) is refused up front —
+    the record service would refuse the save anyway — unless the user is an approver whose
+    step lets them edit some fields."""
+    machine = locking_machine(catalog, rt, python_record(rt, fetch_row(conn, rt, record_id)))
+    if machine is not None and approver_fields(conn, catalog, principal, rt, record_id) is None:
+        raise locked_error(catalog, rt, machine, python_record(rt, fetch_row(conn, rt, record_id)),
+                           principal.language)
 
 
 def _title(entity: Entity, record: Mapping[str, Any]) -> str:
@@ -209,7 +231,13 @@ def new_record(entity: str) -> Any:
                                                                        and f.default.startswith("$"))}
             draft.update({k: v for k, v in request.args.items() if rt.entity.active_field(k) is not None})
             return _render_form(rt, catalog, principal, access, draft)
-        payload = form_payload(rt, request.form, _form_fields(form_layout(catalog, rt.entity, access)), rt_.timezone)
+        fields = _form_fields(form_layout(catalog, rt.entity, access))
+        try:
+            form = with_uploads(conn, catalog, principal, rt, request.form, request.files)
+        except ValidationFailed as exc:
+            return _render_form(rt, catalog, principal, access, form_payload(rt, request.form, fields, rt_.timezone),
+                                exc.fields, exc.message, status=422)
+        payload = form_payload(rt, form, fields, rt_.timezone)
         try:
             with conn.begin_nested():
                 record = create_record(conn, catalog, principal, entity, payload)
@@ -234,9 +262,15 @@ def edit_record(entity: str, record_id: int) -> Any:
         sections = form_layout(catalog, rt.entity, access)
         expand = expand_names([f for n in _form_fields(sections) if (f := rt.entity.active_field(n))], access)
         current = get_record(conn, catalog, principal, entity, record_id, expand)
+        _refuse_locked(conn, catalog, principal, rt, record_id)
         if request.method == "GET":
             return _render_form(rt, catalog, principal, access, current)
-        payload = form_payload(rt, request.form, _form_fields(sections), rt_.timezone)
+        try:
+            form = with_uploads(conn, catalog, principal, rt, request.form, request.files)
+        except ValidationFailed as exc:
+            draft = {**current, **form_payload(rt, request.form, _form_fields(sections), rt_.timezone)}
+            return _render_form(rt, catalog, principal, access, draft, exc.fields, exc.message, status=422)
+        payload = form_payload(rt, form, _form_fields(sections), rt_.timezone)
         version = request.form.get("version", "")
         payload["version"] = int(version) if version.isascii() and version.isdigit() else version
         # A refused save re-renders the user's input with the version they started from:

@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -20,6 +21,7 @@ from metacrm.metadata.model import Entity, Field, View
 from ..access import Access, access_for
 from ..catalog import Catalog
 from ..principal import Principal
+from ..workflow.reading import pending_count
 from .meta import may_use
 
 #: Navigation groups in the order the sidebar shows them (UX.md: 客户管理 · 销售 · 办公 …).
@@ -56,11 +58,15 @@ class ShellPage:
 
 #: The shell's own pages, in sidebar order within their group. A page appears once its
 #: blueprint is mounted (its endpoint is registered), so a list entry never breaks url_for.
-SHELL_PAGES: tuple[ShellPage, ...] = ()
+SHELL_PAGES: tuple[ShellPage, ...] = (
+    ShellPage("metacrm_inbox.inbox_page", "approval_inbox", "check2-square", "office", badge="approvals"),
+)
 
 #: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
 #: per page request, with the shell's connection, for the signed-in user.
-SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {}
+SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {
+    "approvals": pending_count,  # 待我审批: also the top bar's approvals count
+}
 
 
 def navigation(catalog: Catalog, principal: Principal, language: str,
@@ -206,8 +212,13 @@ def display(f: Field, record: dict[str, Any], language: str, timezone: str = "UT
         return Markup('<a href="/r/{}/{}">{}</a>').format(value.get("entity"), value.get("id"), title)
     if kind == "location" and isinstance(value, dict):
         return escape(value.get("address") or f"{value.get('lat')}, {value.get('lng')}")
-    if kind in ("file", "image") and isinstance(value, dict):
-        return escape(value.get("name") or "")
+    if kind in ("file", "image") and isinstance(value, str):
+        # An upload's key "<token>/<name>" (runtime/files.py): a download link, a thumbnail for images.
+        url, name = f"/api/v1/files/{quote(value)}", value.partition("/")[2] or value
+        if kind == "image":
+            return Markup('<a href="{0}" target="_blank" rel="noopener" class="mc-file-link"><img src="{0}" alt="{1}" '
+                          'class="img-thumbnail mc-thumb" loading="lazy"></a>').format(url, name)
+        return Markup('<a href="{}" class="mc-file-link">{}</a>').format(url, name)
     if kind in ("textarea", "richtext"):
         return Markup("<br>").join(escape(line) for line in str(value).splitlines())
     return escape(str(value))

@@ -166,6 +166,14 @@ def inbox(conn: sa.Connection, catalog: Catalog, principal: Principal, box: str 
             "counts": counts}
 
 
+def pending_count(conn: sa.Connection, principal: Principal) -> int:
+    """How many decisions wait for the principal (the 待我审批 count, without the page)."""
+    if principal.user_id is None:
+        return 0
+    return conn.execute(sa.select(sa.func.count()).select_from(T.join(A, A.c.id == T.c.approval_id)).where(
+        T.c.user_id == principal.user_id, T.c.status == "pending", A.c.status == "pending")).scalar_one()
+
+
 # ------------------------------------------------------------------ what may I do now
 
 def available(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,

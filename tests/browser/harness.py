@@ -60,12 +60,14 @@ STAFF = (
     ("rep_north", "Nora North", ("sales",), "north", "mgr", "en"),
     ("rep_east", "Eddie East", ("sales",), "east", "mgr", "en"),
     ("rep_lang", "Lin Lang", ("sales",), "north", "mgr", "en"),
+    ("fin", "Fay Finance", ("finance",), "finance", None, "en"),  # contract approvals from 100,000
 )
 #: (key, name, parent key, head username)
 DEPARTMENTS = (
     ("sales", "Sales", None, "mgr"),
     ("north", "North team", "sales", None),
     ("east", "East team", "sales", None),
+    ("finance", "Finance", None, None),
 )
 
 

@@ -152,6 +152,7 @@
         const tbody = $("tbody", table);
         tbody.insertAdjacentHTML("beforeend", html);
         $$(".mc-lookup", tbody.lastElementChild).forEach(initLookup);
+        $$(".mc-file", tbody.lastElementChild).forEach(initFile);
         schedule();
       });
       table.addEventListener("click", (e) => {
@@ -315,6 +316,60 @@
     if (r.ok) { location.reload(); return; }
     button.disabled = false;
     toast(errorText(r.data), false);
+  }));
+
+  // ---------------------------------------------------------------- file and image fields
+  // Choosing a file uploads it at once (POST /api/v1/files) and keeps its key in the hidden
+  // input; the form then posts only keys. (Without this script the form posts the file.)
+  function initFile(box) {
+    const pick = $(".mc-file-pick", box), hidden = $(".mc-file-value", box);
+    const current = $(".mc-file-current", box), link = $(".mc-file-link", box);
+    if (!pick || pick.dataset.ready) return;
+    pick.dataset.ready = "1";
+    pick.removeAttribute("name");  // live form checks post the form: never the file itself
+    const show = (key, name) => {
+      hidden.value = key;
+      link.textContent = name; link.href = key ? `/api/v1/files/${key.split("/").map(encodeURIComponent).join("/")}` : "#";
+      current.classList.toggle("d-none", !key);
+      hidden.dispatchEvent(new Event("change", {bubbles: true}));
+    };
+    pick.addEventListener("change", async () => {
+      const file = pick.files[0];
+      if (!file) return;
+      const body = new FormData();
+      body.append("file", file);
+      body.append("entity", box.dataset.entity);
+      body.append("field", box.dataset.field);
+      pick.disabled = true;
+      pick.classList.remove("is-invalid");
+      const res = await fetch("/api/v1/files", {method: "POST", body, credentials: "same-origin",
+                                                headers: {"Accept": "application/json", "X-CSRFToken": csrf()}});
+      let data = null;
+      try { data = await res.json(); } catch (e) { data = null; }
+      pick.disabled = false;
+      pick.value = "";
+      if (res.ok) { show(data.key, data.name); return; }
+      pick.classList.add("is-invalid");
+      toast(`${box.dataset.uploadFailed || ""} ${data && data.error ? data.error.message : res.status}`, false);
+    });
+    const clear = $(".mc-file-clear", box);
+    if (clear) clear.addEventListener("click", () => show("", ""));
+  }
+  $$(".mc-file").forEach(initFile);
+
+  // ---------------------------------------------------------------- approval inbox: the detail drawer
+  // Each "Details" link is a page of its own; with this script its body opens in the drawer.
+  const drawer = $("#mc-approval-drawer");
+  if (drawer && window.bootstrap) $$(".mc-drawer-open").forEach((link) => link.addEventListener("click", async (e) => {
+    e.preventDefault();
+    const body = $(".mc-drawer-body", drawer);
+    body.replaceChildren();
+    bootstrap.Offcanvas.getOrCreateInstance(drawer).show();
+    const url = new URL(link.href, location.href);
+    url.searchParams.set("partial", "1");
+    const res = await fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}});
+    if (!res.ok) { toast(`${res.status}`, false); return; }
+    body.innerHTML = await res.text();  // rendered (and escaped) by the server's template
   }));
 
   // ---------------------------------------------------------------- kanban: drag a card to another stage
