@@ -48,6 +48,12 @@ def summary_of(view: Callable[..., Any] | None, endpoint: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def operation_id(method: str, path: str) -> str:
+    """`post` + `/api/v1/records/{entity}/{record_id}/transitions/{name}` →
+    `post_records_entity_record_id_transitions_name`: unique, since (method, path) is."""
+    return method + "_" + re.sub(r"[^a-zA-Z0-9]+", "_", path[len(API_PREFIX):]).strip("_")
+
+
 def _tag(path: str) -> str:
     parts = [p for p in path[len(API_PREFIX):].split("/") if p and not p.startswith("{")]
     if parts and parts[0] in ("admin", "designer", "records") and len(parts) > 1:
@@ -76,7 +82,7 @@ def route_paths(rules: Iterable[Rule], views: Mapping[str, Callable[..., Any]], 
                 continue
             operation: dict[str, Any] = {
                 "summary": summary_of(views.get(rule.endpoint), rule.endpoint),
-                "operationId": f"{rule.endpoint.replace('.', '_')}_{method}",
+                "operationId": operation_id(method, path),
                 "tags": [_tag(path)],
                 "responses": {"200": {"description": "OK"}, **errors},
             }
