@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 
 from . import systables
-from .accounts import Account, create_user, get_account, set_password
+from .accounts import Account, create_user, end_sessions, get_account, revoke_all_tokens, set_password
 from .catalog import Catalog
 from .clock import utcnow
 from .coercion import MAX_ID, utc
@@ -271,8 +271,13 @@ def set_active(conn: sa.Connection, by: Principal, user_id: int, active: bool) -
     if by.user_id == user_id and not active:
         raise Conflict("You can't deactivate yourself.")
     conn.execute(systables.users.update().where(systables.users.c.id == user_id).values(active=active))
-    audit(conn, by, "user.activate" if active else "user.deactivate", f"user:{user_id}",
-          {"username": account.username})
+    detail: dict[str, Any] = {"username": account.username}
+    if not active:
+        # Deactivation ends the user's sessions and revokes their tokens for good: a later
+        # reactivation must not silently revive credentials issued before it.
+        end_sessions(conn, user_id)
+        detail["tokens_revoked"] = revoke_all_tokens(conn, user_id)
+    audit(conn, by, "user.activate" if active else "user.deactivate", f"user:{user_id}", detail)
     return user_json(conn, user_id)
 
 
