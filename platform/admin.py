@@ -275,7 +275,12 @@ def patch_role(by: Principal, name: str, body: dict[str, Any]) -> dict[str, Any]
 
 @bp.delete("/roles/<name>")
 def delete_role(name: str) -> Any:
-    by = _admin()
+    remove_role(_admin(), name)
+    return "", 204
+
+
+def remove_role(by: Principal, name: str) -> None:
+    """Remove a role nobody holds (the instance layer drops it) and publish (API and screens)."""
     rt = runtime()
     if name not in rt.catalog().mset.roles:
         raise NotFound(f"No role named '{name}'.")
@@ -292,7 +297,6 @@ def delete_role(name: str) -> Any:
     _save_roles(by, change)
     with rt.engine.begin() as conn:
         people.audit(conn, by, "role.delete", f"role:{name}")
-    return "", 204
 
 
 @bp.get("/audit")

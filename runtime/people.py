@@ -55,11 +55,33 @@ def audit(conn: sa.Connection, by: Principal, action: str, target: str, detail: 
 
 
 def read_audit(conn: sa.Connection, limit: int = 200) -> list[dict[str, Any]]:
+    return audit_page(conn, page_size=limit)[0]
+
+
+def audit_page(conn: sa.Connection, action: str | None = None, by: int | None = None, target: str | None = None,
+               page: int = 1, page_size: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """One page of the audit log, newest first, and how many entries match: `action`
+    exactly, `by` a user id, `target` a substring ("user:5", "department:", "role:sales")."""
     a, u = systables.audit_log, systables.users
+    where = []
+    if action:
+        where.append(a.c.action == action)
+    if by is not None:
+        where.append(a.c.by == by)
+    if target:
+        where.append(a.c.target.contains(target, autoescape=True))
+    total = conn.execute(sa.select(sa.func.count()).select_from(a).where(*where)).scalar_one()
     rows = conn.execute(sa.select(a, u.c.display_name).select_from(a.outerjoin(u, u.c.id == a.c.by))
-                        .order_by(a.c.id.desc()).limit(limit)).all()
+                        .where(*where).order_by(a.c.id.desc()).limit(page_size)
+                        .offset((page - 1) * page_size)).all()
     return [{"id": r.id, "at": utc(r.at).isoformat(), "by": r.by, "by_name": r.display_name, "action": r.action,
-             "target": r.target, "detail": r.detail} for r in rows]
+             "target": r.target, "detail": r.detail} for r in rows], total
+
+
+def audit_actions(conn: sa.Connection) -> list[str]:
+    """The actions the log holds, for a filter's choices."""
+    a = systables.audit_log
+    return list(conn.execute(sa.select(a.c.action).distinct().order_by(a.c.action)).scalars())
 
 
 # ------------------------------------------------------------------ departments
@@ -175,6 +197,24 @@ def list_users(conn: sa.Connection, active: bool | None = None) -> list[dict[str
     if active is not None:
         stmt = stmt.where(u.c.active.is_(active))
     return [user_json(conn, uid) for uid in conn.execute(stmt).scalars()]
+
+
+def find_users(conn: sa.Connection, q: str | None = None, department_id: int | None = None,
+               active: bool | None = None, page: int = 1, page_size: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """One page of users (by display name) matching a search on username, name or email,
+    a department, and active or not; and how many match."""
+    u = systables.users
+    where = []
+    if q:
+        where.append(sa.or_(*(c.contains(q, autoescape=True) for c in (u.c.username, u.c.display_name, u.c.email))))
+    if department_id is not None:
+        where.append(u.c.department_id == department_id)
+    if active is not None:
+        where.append(u.c.active.is_(active))
+    total = conn.execute(sa.select(sa.func.count()).select_from(u).where(*where)).scalar_one()
+    ids = conn.execute(sa.select(u.c.id).where(*where).order_by(u.c.display_name, u.c.id)
+                       .limit(page_size).offset((page - 1) * page_size)).scalars()
+    return [user_json(conn, uid) for uid in ids], total
 
 
 def _roles(value: Any, known: Iterable[str]) -> list[str]:
