@@ -206,7 +206,7 @@ def find_users(conn: sa.Connection, q: str | None = None, department_id: int | N
     u = systables.users
     where = []
     if q:
-        where.append(sa.or_(*(c.contains(q, autoescape=True) for c in (u.c.username, u.c.display_name, u.c.email))))
+        where.append(sa.or_(*(c.icontains(q, autoescape=True) for c in (u.c.username, u.c.display_name, u.c.email))))
     if department_id is not None:
         where.append(u.c.department_id == department_id)
     if active is not None:
