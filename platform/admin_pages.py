@@ -37,6 +37,14 @@ def admin_blueprint(name: str) -> Blueprint:
     return bp
 
 
+def int_arg(value: str | None, default: int | None = None) -> int | None:
+    """A positive id or page number from a query string; `default` for anything else."""
+    value = value or ""
+    if value.isascii() and value.isdigit() and len(value) <= 9 and int(value) > 0:
+        return int(value)
+    return default
+
+
 def form_id(form: Mapping[str, str], key: str) -> int | None:
     """An optional id from a select ("" = none); ValidationFailed on the field otherwise."""
     raw = (form.get(key) or "").strip()
@@ -120,8 +128,9 @@ def home() -> Any:
 def departments() -> Any:
     with runtime().engine.connect() as conn:
         editing = None
-        if (request.args.get("edit") or "").isdigit():
-            editing = people.get_department(conn, int(request.args["edit"]))
+        edit = int_arg(request.args.get("edit"))
+        if edit is not None:
+            editing = people.get_department(conn, edit)
         return _departments_page(conn, editing=editing)
 
 
@@ -170,15 +179,20 @@ def delete_department(department_id: int) -> Any:
 
 # ------------------------------------------------------------------ audit log
 
+def _plain(value: str | None, max_length: int) -> str | None:
+    """A query-string filter the database will take (no NUL, which PostgreSQL refuses)."""
+    value = (value or "").replace("\x00", "").strip()[:max_length]
+    return value or None
+
+
 @bp.get("/audit")
 def audit() -> Any:
     args = request.args
-    by = args.get("by", "")
-    page = int(args["page"]) if args.get("page", "").isdigit() and 0 < int(args["page"]) < 10**6 else 1
+    page = int_arg(args.get("page"), 1) or 1
     with runtime().engine.connect() as conn:
-        items, total = people.audit_page(conn, action=args.get("action") or None,
-                                         by=int(by) if by.isdigit() and len(by) <= 10 else None,
-                                         target=(args.get("target") or "").strip()[:100] or None,
+        items, total = people.audit_page(conn, action=_plain(args.get("action"), 64),
+                                         by=int_arg(args.get("by")),
+                                         target=_plain(args.get("target"), 200),
                                          page=page, page_size=AUDIT_PAGE_SIZE)
         actions = people.audit_actions(conn)
         users = user_choices(conn)

@@ -19,7 +19,7 @@ from metacrm.runtime.errors import ServiceError, ValidationFailed
 from metacrm.runtime.web.context import runtime
 from metacrm.runtime.web.screen_context import flash_t, language, screen_principal
 
-from .admin_pages import admin_blueprint, attempt, department_tree, failure_status, form_id, user_choices
+from .admin_pages import admin_blueprint, attempt, department_tree, failure_status, form_id, int_arg, user_choices
 from .auth import keep_own_session
 
 bp = admin_blueprint("metacrm_admin_users")
@@ -80,11 +80,10 @@ def users() -> Any:
     q = (args.get("q") or "").replace("\x00", "").strip()[:100]
     dept = args.get("department", "")
     status = args.get("status", "active")
-    page = int(args["page"]) if args.get("page", "").isdigit() and 0 < int(args["page"]) < 10**6 else 1
+    page = int_arg(args.get("page"), 1) or 1
     active = {"active": True, "inactive": False}.get(status)
     with runtime().engine.connect() as conn:
-        items, total = people.find_users(conn, q or None, int(dept) if dept.isdigit() and len(dept) <= 10 else None,
-                                         active, page, PAGE_SIZE)
+        items, total = people.find_users(conn, q or None, int_arg(dept), active, page, PAGE_SIZE)
         departments = {d["id"]: d for d in people.list_departments(conn)}
         tree = department_tree(list(departments.values()))
     return render_template("admin/users.html", items=items, total=total, page=page,
