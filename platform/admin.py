@@ -28,6 +28,8 @@ from metacrm.runtime.systables import user_roles
 from metacrm.runtime.web.api import request_json
 from metacrm.runtime.web.context import require_principal, runtime
 
+from .auth import keep_own_session
+
 bp = Blueprint("metacrm_admin", __name__, url_prefix="/api/v1/admin")
 
 
@@ -119,8 +121,12 @@ def user(user_id: int) -> Any:
 def update_user(user_id: int) -> Any:
     by = _admin()
     roles = _role_names()
+    body = _body()
     with runtime().engine.begin() as conn:
-        return jsonify(people.update_user(conn, by, user_id, _body(), roles))
+        user = people.update_user(conn, by, user_id, body, roles)
+    if "password" in body:
+        keep_own_session(user_id)
+    return jsonify(user)
 
 
 @bp.post("/users/<int:user_id>/deactivate")
@@ -215,8 +221,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 @bp.post("/roles")
 def create_role() -> Any:
-    by = _admin()
-    body = _body()
+    return jsonify(new_role(_admin(), _body())), 201
+
+
+def new_role(by: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a role in the instance layer and publish it (the API and the screens)."""
     name = body.get("name")
     if not isinstance(name, str):
         raise ValidationFailed("A role needs a name.", {"name": ["Required; a string."]})
@@ -229,13 +238,17 @@ def create_role() -> Any:
     roles = _save_roles(by, lambda docs: [d for d in docs if not _is_role(d, name)] + [_removal(name), doc])
     with runtime().engine.begin() as conn:
         people.audit(conn, by, "role.create", f"role:{name}", {"role": doc})
-    return jsonify(thaw(roles[name].spec)), 201
+    return thaw(roles[name].spec)
 
 
 @bp.patch("/roles/<name>")
 def update_role(name: str) -> Any:
-    by = _admin()
-    body = _body()
+    return jsonify(patch_role(_admin(), name, _body()))
+
+
+def patch_role(by: Principal, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch a role in the instance layer and publish it; the role as it is now.
+    The API's PATCH and the role matrix screen both save through here."""
     current = runtime().catalog().mset.roles.get(name)
     if current is None:
         raise NotFound(f"No role named '{name}'.")
@@ -257,12 +270,17 @@ def update_role(name: str) -> Any:
     roles = _save_roles(by, change)
     with runtime().engine.begin() as conn:
         people.audit(conn, by, "role.update", f"role:{name}", {"changes": patch})
-    return jsonify(thaw(roles[name].spec))
+    return thaw(roles[name].spec)
 
 
 @bp.delete("/roles/<name>")
 def delete_role(name: str) -> Any:
-    by = _admin()
+    remove_role(_admin(), name)
+    return "", 204
+
+
+def remove_role(by: Principal, name: str) -> None:
+    """Remove a role nobody holds (the instance layer drops it) and publish (API and screens)."""
     rt = runtime()
     if name not in rt.catalog().mset.roles:
         raise NotFound(f"No role named '{name}'.")
@@ -279,7 +297,6 @@ def delete_role(name: str) -> Any:
     _save_roles(by, change)
     with rt.engine.begin() as conn:
         people.audit(conn, by, "role.delete", f"role:{name}")
-    return "", 204
 
 
 @bp.get("/audit")

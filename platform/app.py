@@ -22,6 +22,7 @@ from metacrm.runtime.web.pools import bp as pools_bp
 from metacrm.runtime.web.workflow_api import bp as workflow_bp
 
 from .admin import bp as admin_bp
+from .admin_pages import init_admin_pages
 from .admin_pools import bp as admin_pools_bp
 from .auth import init_auth
 from .config import load_config
@@ -47,6 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pickers_bp)
     app.register_blueprint(files_bp)
     init_pages(app)
+    init_admin_pages(app)
     register_error_handlers(app)
 
     return app

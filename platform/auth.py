@@ -29,7 +29,9 @@ class SessionUser(UserMixin):
     def __init__(self, account: accounts.Account, principal: Principal):
         self.account = account
         self.principal = principal
-        self.id = str(account.id)
+        # The sign-in generation rides in the id Flask-Login keeps in the session and the
+        # remember-me cookie, so raising it (password change, deactivation) ends them all.
+        self.id = f"{account.id}:{account.auth_epoch}"
 
     @property
     def is_active(self) -> bool:
@@ -44,15 +46,33 @@ def _session_user(account: accounts.Account | None) -> SessionUser | None:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> SessionUser | None:
-    if not user_id.isdigit():
+def _load_user(session_id: str) -> SessionUser | None:
+    """The session's user, if the session was minted under their current sign-in
+    generation ("<id>:<epoch>"; a bare "<id>" is a session from before epochs: epoch 0)."""
+    user_id, _, epoch = session_id.partition(":")
+    epoch = epoch or "0"
+    if not (user_id.isascii() and user_id.isdigit() and epoch.isascii() and epoch.isdigit()) or len(user_id) > 10:
         return None
     with runtime().engine.connect() as conn:
         try:
             account = accounts.get_account(conn, int(user_id))
         except Exception:  # noqa: BLE001 - a deleted user is simply signed out
             return None
+    if account.auth_epoch != int(epoch):
+        return None
     return _session_user(account)
+
+
+def keep_own_session(user_id: int) -> None:
+    """After the signed-in user's own password changed, re-mint their session under the new
+    generation: the change ends their *other* sessions, not the one that made it."""
+    if g.get("metacrm_by_token") or not current_user.is_authenticated or current_user.account.id != user_id:
+        return
+    with runtime().engine.connect() as conn:
+        account = accounts.get_account(conn, user_id)
+    user = _session_user(account)
+    if user is not None:
+        login_user(user)
 
 
 @login_manager.request_loader

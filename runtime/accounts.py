@@ -35,11 +35,13 @@ class Account:
     is_admin: bool
     active: bool
     department_id: int | None
+    #: The sign-in generation: a session carries the value it was minted under (see end_sessions).
+    auth_epoch: int = 0
 
 
 def _account(row: Any) -> Account:
     return Account(row.id, row.username, row.display_name, row.language, row.is_admin, row.active,
-                   row.department_id)
+                   row.department_id, row.auth_epoch)
 
 
 def create_user(conn: sa.Connection, username: str, password: str, display_name: str | None = None,
@@ -72,6 +74,22 @@ def set_password(conn: sa.Connection, user_id: int, password: str) -> None:
                                {"password": [f"At least {MIN_PASSWORD} characters."]})
     u = systables.users
     conn.execute(u.update().where(u.c.id == user_id).values(password_hash=generate_password_hash(password)))
+    end_sessions(conn, user_id)
+
+
+def end_sessions(conn: sa.Connection, user_id: int) -> None:
+    """Make every session and remember-me cookie of the user stale: they carry the old
+    `auth_epoch` in their id (the shell's SessionUser), which no longer matches."""
+    u = systables.users
+    conn.execute(u.update().where(u.c.id == user_id).values(auth_epoch=u.c.auth_epoch + 1))
+
+
+def revoke_all_tokens(conn: sa.Connection, user_id: int) -> int:
+    """Revoke every live API token of the user (on deactivation, so reactivating them
+    doesn't bring old tokens back to life); how many were revoked."""
+    t = systables.api_tokens
+    return conn.execute(t.update().where(t.c.user_id == user_id, t.c.revoked_at.is_(None))
+                        .values(revoked_at=utcnow())).rowcount
 
 
 def get_account(conn: sa.Connection, user_id: int) -> Account:

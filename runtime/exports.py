@@ -161,7 +161,7 @@ def export_records(conn: sa.Connection, catalog: Catalog, principal: Principal, 
     access = require_access(catalog, principal, rt, "export")
     if not access.allows("read"):
         require_access(catalog, principal, rt, "read")
-    view = find_view(catalog, rt, request.view) if request.view else None
+    view = find_view(catalog, rt, request.view, principal, access) if request.view else None
     fields = export_fields(rt, access, view.columns if view else (), columns)
     scope = scope_clause(rt.table, rt.entity, principal, access, "export", conn)
     ctx = query_context(principal, timezone, access.unreadable)

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 
 from . import systables
-from .accounts import Account, create_user, get_account, set_password
+from .accounts import Account, create_user, end_sessions, get_account, revoke_all_tokens, set_password
 from .catalog import Catalog
 from .clock import utcnow
 from .coercion import MAX_ID, utc
@@ -55,11 +55,33 @@ def audit(conn: sa.Connection, by: Principal, action: str, target: str, detail: 
 
 
 def read_audit(conn: sa.Connection, limit: int = 200) -> list[dict[str, Any]]:
+    return audit_page(conn, page_size=limit)[0]
+
+
+def audit_page(conn: sa.Connection, action: str | None = None, by: int | None = None, target: str | None = None,
+               page: int = 1, page_size: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """One page of the audit log, newest first, and how many entries match: `action`
+    exactly, `by` a user id, `target` a substring ("user:5", "department:", "role:sales")."""
     a, u = systables.audit_log, systables.users
+    where = []
+    if action:
+        where.append(a.c.action == action)
+    if by is not None:
+        where.append(a.c.by == by)
+    if target:
+        where.append(a.c.target.contains(target, autoescape=True))
+    total = conn.execute(sa.select(sa.func.count()).select_from(a).where(*where)).scalar_one()
     rows = conn.execute(sa.select(a, u.c.display_name).select_from(a.outerjoin(u, u.c.id == a.c.by))
-                        .order_by(a.c.id.desc()).limit(limit)).all()
+                        .where(*where).order_by(a.c.id.desc()).limit(page_size)
+                        .offset((page - 1) * page_size)).all()
     return [{"id": r.id, "at": utc(r.at).isoformat(), "by": r.by, "by_name": r.display_name, "action": r.action,
-             "target": r.target, "detail": r.detail} for r in rows]
+             "target": r.target, "detail": r.detail} for r in rows], total
+
+
+def audit_actions(conn: sa.Connection) -> list[str]:
+    """The actions the log holds, for a filter's choices."""
+    a = systables.audit_log
+    return list(conn.execute(sa.select(a.c.action).distinct().order_by(a.c.action)).scalars())
 
 
 # ------------------------------------------------------------------ departments
@@ -177,6 +199,24 @@ def list_users(conn: sa.Connection, active: bool | None = None) -> list[dict[str
     return [user_json(conn, uid) for uid in conn.execute(stmt).scalars()]
 
 
+def find_users(conn: sa.Connection, q: str | None = None, department_id: int | None = None,
+               active: bool | None = None, page: int = 1, page_size: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """One page of users (by display name) matching a search on username, name or email,
+    a department, and active or not; and how many match."""
+    u = systables.users
+    where = []
+    if q:
+        where.append(sa.or_(*(c.icontains(q, autoescape=True) for c in (u.c.username, u.c.display_name, u.c.email))))
+    if department_id is not None:
+        where.append(u.c.department_id == department_id)
+    if active is not None:
+        where.append(u.c.active.is_(active))
+    total = conn.execute(sa.select(sa.func.count()).select_from(u).where(*where)).scalar_one()
+    ids = conn.execute(sa.select(u.c.id).where(*where).order_by(u.c.display_name, u.c.id)
+                       .limit(page_size).offset((page - 1) * page_size)).scalars()
+    return [user_json(conn, uid) for uid in ids], total
+
+
 def _roles(value: Any, known: Iterable[str]) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         raise ValidationFailed("roles must be a list of role names.", {"roles": ["Expected a list of names."]})
@@ -271,8 +311,13 @@ def set_active(conn: sa.Connection, by: Principal, user_id: int, active: bool) -
     if by.user_id == user_id and not active:
         raise Conflict("You can't deactivate yourself.")
     conn.execute(systables.users.update().where(systables.users.c.id == user_id).values(active=active))
-    audit(conn, by, "user.activate" if active else "user.deactivate", f"user:{user_id}",
-          {"username": account.username})
+    detail: dict[str, Any] = {"username": account.username}
+    if not active:
+        # Deactivation ends the user's sessions and revokes their tokens for good: a later
+        # reactivation must not silently revive credentials issued before it.
+        end_sessions(conn, user_id)
+        detail["tokens_revoked"] = revoke_all_tokens(conn, user_id)
+    audit(conn, by, "user.activate" if active else "user.deactivate", f"user:{user_id}", detail)
     return user_json(conn, user_id)
 
 

@@ -21,7 +21,7 @@ from marshmallow import ValidationError as MMValidationError
 from metacrm.metadata.fieldtypes import FILTER_OPERATORS, RELATIVE_RANGES
 from metacrm.metadata.model import Field, View
 
-from .access import scope_clause
+from .access import Access, scope_clause
 from .catalog import Catalog, EntityRuntime
 from .record_reads import add_titles, dump_row, present, require_access
 from .clock import utcnow
@@ -29,6 +29,7 @@ from .coercion import MULTI_SEPARATOR, loader_for, to_column_value
 from .compiler import location_columns, reference_columns
 from .errors import BadRequest
 from .principal import Principal
+from .view_access import check_view
 
 MAX_PAGE_SIZE = 500
 MAX_PAGE = 1_000_000
@@ -460,10 +461,15 @@ def order_by(rt: EntityRuntime, sort: Iterable[tuple[str, str]],
 
 # ------------------------------------------------------------------ the list itself
 
-def find_view(catalog: Catalog, rt: EntityRuntime, name: str) -> View:
+def find_view(catalog: Catalog, rt: EntityRuntime, name: str, principal: Principal | None = None,
+              access: Access | None = None) -> View:
+    """The named view of the entity; with a principal, only one they may use (403 saying
+    why otherwise: runtime/view_access.py)."""
     view = catalog.mset.views.get((rt.name, name))
     if view is None:
         raise BadRequest(f"No view named '{name}' for {rt.name}.")
+    if principal is not None and access is not None:
+        check_view(view, principal, access)
     return view
 
 
@@ -484,7 +490,7 @@ def build_list_query(rt: EntityRuntime, view: View | None, request: ListRequest,
     if page_size > MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}.")
     ordering = order_by(rt, request.sort, ctx.unreadable) if request.sort else \
-        order_by(rt, (view.sort if view else ()) or (("id", "desc"),))
+        order_by(rt, (tuple(s for s in view.sort if s[0] not in ctx.unreadable) if view else ()) or (("id", "desc"),))
     condition = sa.and_(*where)
     page = sa.select(rt.table).where(condition).order_by(*ordering) \
         .limit(page_size).offset((request.page - 1) * page_size)
@@ -503,7 +509,7 @@ def list_records(conn: sa.Connection, catalog: Catalog, principal: Principal, en
     principal's read scope and without the fields they may not see."""
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "read")
-    view = find_view(catalog, rt, request.view) if request.view else None
+    view = find_view(catalog, rt, request.view, principal, access) if request.view else None
     scope = scope_clause(rt.table, rt.entity, principal, access, "read", conn)
     ctx = query_context(principal, timezone, access.unreadable)
     page, count, page_no, page_size = build_list_query(rt, view, request, ctx, scope)

@@ -47,6 +47,8 @@ users = sa.Table(
     sa.Column("manager_id", sa.Integer, sa.ForeignKey("mc_users.id"), index=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("last_login_at", TS),
+    #: Raised by a password change or a deactivation: sessions minted under an older value end.
+    sa.Column("auth_epoch", sa.Integer, nullable=False, server_default="0"),
 )
 
 user_roles = sa.Table(

@@ -16,6 +16,7 @@ from ..access import Access, access_for
 from ..catalog import Catalog
 from ..errors import PermissionDenied
 from ..principal import Principal
+from ..view_access import may_use_view
 
 FIELD_KEYS = ("help", "required", "unique", "default", "max_length", "min", "max", "pattern", "searchable",
               "visible_when", "required_when", "readonly_when", "readonly", "target", "expression",
@@ -82,8 +83,9 @@ def entity_detail(catalog: Catalog, entity: Entity, principal: Principal) -> dic
                   for fm in mset.forms_of(entity.name)],
         "views": [{"name": v.name, "label": v.label.to_dict(), "type": v.type,
                    "columns": [c for c in v.columns if c not in hidden],
-                   "filters": thaw(v.filters), "sort": [list(s) for s in v.sort], "page_size": v.page_size,
-                   "group_by": v.group_by} for v in mset.views_of(entity.name)],
+                   "filters": thaw(v.filters), "sort": [list(s) for s in v.sort if s[0] not in access.unreadable], "page_size": v.page_size,
+                   "group_by": v.group_by} for v in mset.views_of(entity.name)
+                  if may_use_view(v, principal, access)],
         "actions": [thaw(a) for a in entity.actions],
         "dedup_rules": [r.name for r in mset.dedup_rules.values() if r.entity == entity.name],
         "workflows": [w.name for w in mset.workflows.values() if w.entity == entity.name],

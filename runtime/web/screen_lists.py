@@ -23,8 +23,9 @@ from ..access import access_for, scope_clause
 from ..catalog import Catalog, EntityRuntime
 from ..errors import BadRequest, ServiceError
 from ..principal import Principal
-from ..query import ListRequest, build_list_query, list_records, parse_list_args, query_context
+from ..query import ListRequest, build_list_query, find_view, list_records, parse_list_args, query_context
 from ..record_reads import require_access
+from ..view_access import may_use_view
 from ..records import delete_record, get_record, update_record
 from .context import runtime
 from .screen_context import flash_t, init_screen_blueprint, language, screen_principal, t
@@ -38,12 +39,11 @@ KANBAN_LIMIT = 200
 
 
 def views_for(catalog: Catalog, entity: str, principal: Principal) -> list[View]:
-    """The entity's views the user may use: no `roles` means everyone's."""
-    out = []
-    for (ent, _), view in catalog.mset.views.items():
-        if ent == entity and (principal.is_admin or not view.roles or set(view.roles) & principal.roles):
-            out.append(view)
-    return out
+    """The entity's views the user may use (runtime/view_access.py: no `roles` means
+    everyone's; none filtering on a field hidden from them)."""
+    access = access_for(catalog.mset, principal, catalog.get(entity).entity)
+    return [view for (ent, _), view in catalog.mset.views.items()
+            if ent == entity and may_use_view(view, principal, access)]
 
 
 def _list_request(args: Any, view: View | None, saved: dict[str, Any] | None, expand: list[str]) -> ListRequest:
@@ -89,6 +89,7 @@ def list_page(entity: str) -> Any:
         view_name = request.args.get("view") or (saved or {}).get("base_view")
         view = next((v for v in views if v.name == view_name), None) if view_name else (views[0] if views else None)
         if view_name and view is None:
+            find_view(catalog, rt, view_name, principal, access)  # 403 saying why, or 400 for no such view
             raise BadRequest(f"No view named '{view_name}' for {entity} that you may use.")
         columns = list_columns(rt.entity, view, access)
         req = _list_request(request.args, view, saved, expand_names(columns, access))

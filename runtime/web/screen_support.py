@@ -60,6 +60,10 @@ class ShellPage:
 #: blueprint is mounted (its endpoint is registered), so a list entry never breaks url_for.
 SHELL_PAGES: tuple[ShellPage, ...] = (
     ShellPage("metacrm_inbox.inbox_page", "approval_inbox", "check2-square", "office", badge="approvals"),
+    ShellPage("metacrm_admin_users.users", "admin_users", "people", "admin", admin_only=True),
+    ShellPage("metacrm_admin_pages.departments", "admin_departments", "diagram-3", "admin", admin_only=True),
+    ShellPage("metacrm_admin_roles.roles", "admin_roles", "shield-lock", "admin", admin_only=True),
+    ShellPage("metacrm_admin_pages.audit", "admin_audit", "journal-text", "admin", admin_only=True),
 )
 
 #: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
