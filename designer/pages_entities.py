@@ -7,7 +7,9 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from metacrm.metadata.fieldtypes import KIND_KEYS  # noqa: F401 - documents the kinds handled here
+from metacrm.metadata.fieldtypes import FORMULA_RESULT_TYPES
+from metacrm.runtime.errors import NotFound
+from metacrm.runtime.publish import published_version
 from metacrm.runtime.web.context import runtime
 from metacrm.runtime.web.screen_context import language, t
 
@@ -97,3 +99,39 @@ def _render_list_with_errors(errors: dict[str, list[str]], form: dict[str, str])
              "fields": sum(1 for f in d.get("fields") or [] if not f.get("archived")),
              "child_of": d.get("child_of"), "change": None} for d in sorted(docs, key=lambda d: d["name"])]
     return render_template("designer/entities.html", rows=rows, errors=errors, form=form)
+
+
+@bp.get("/entities/<name>")
+def entity(name: str) -> Any:
+    """The three-pane editor: palette, fields, properties (edited in the page, saved
+    whole through the API so every error comes back next to its input)."""
+    lang = language()
+    with runtime().engine.connect() as conn:
+        doc = drafts.get_document(conn, "entity", name)
+        if doc is None:
+            raise NotFound(f"The draft has no entity '{name}'.")
+        entities = [{"name": d.data["name"], "label": label_text(d.data.get("label"), lang),
+                     "child_of": d.data.get("child_of")}
+                    for d in drafts.merged_draft(conn) if d.kind == "entity" and not d.data.get("archived")]
+        _, published = published_version(conn)
+    live = next((d for d in published if d.get("kind") == "entity" and d.get("name") == name), {})
+    setup = {"document": doc, "entities": sorted(entities, key=lambda e: e["name"]),
+             "published_fields": [f.get("name") for f in live.get("fields") or []],
+             "palette": [{"group": g, "types": list(types)} for g, types in PALETTE],
+             "result_types": list(FORMULA_RESULT_TYPES), "lang": lang,
+             "text": {k: t(k) for k in EDITOR_TEXT},
+             "urls": {"save": url_for("metacrm_designer_api.put_document", kind="entity", name=name),
+                      "expression": url_for("metacrm_designer_api.check_expression"),
+                      "archive": url_for("metacrm_designer_api.archive_field")}}
+    return render_template("designer/entity.html", doc=doc, setup=setup,
+                           title=label_text(doc.get("label"), lang))
+
+
+#: The words the editor's script shows (sent with the page in the user's language).
+EDITOR_TEXT = ("field_name", "label_en", "label_zh", "field_type", "required", "unique", "searchable",
+               "default_value", "help_text", "options", "option_value", "add_option", "lookup_target",
+               "expression", "result_type", "visible_when", "required_when", "readonly_when", "max_length",
+               "names_available", "archive", "restore", "archived", "move_up", "move_down", "saved_to_draft",
+               "archive_impact", "archive_and_remove", "archive_blocked", "no_impact", "properties",
+               "entity_properties", "title_field", "remove", "min_value", "max_value", "autonumber_format",
+               "targets", "cancel")

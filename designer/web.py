@@ -52,6 +52,6 @@ def index() -> Response:
 def init_designer(app: Flask) -> None:
     """Mount the designer (call before `init_pages`, so its API is CSRF-exempt by prefix)."""
     ui_text.TEXT.update(DESIGNER_TEXT)
-    from . import pages_entities, pages_publish  # noqa: F401 - routes on bp
+    from . import pages_entities, pages_forms, pages_history, pages_publish, pages_templates  # noqa: F401 - routes on bp
     app.register_blueprint(api_bp)
     app.register_blueprint(bp)
