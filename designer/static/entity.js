@@ -125,8 +125,7 @@
   }
 
   function bilingual(obj, key, pointer, names) {
-    const current = obj[key];
-    const value = (l) => (current && typeof current === "object") ? (current[l] || "") : (current || "");
+    const value = (l) => { const c = obj[key]; return (c && typeof c === "object") ? (c[l] || "") : (c || ""); };
     const update = (l, v) => {
       const next = {en: value("en"), zh: value("zh")};
       next[l] = v;
