@@ -39,7 +39,10 @@ def _others(conn: sa.Connection, document: dict[str, Any]) -> list[dict[str, Any
 
 
 def field_impact(conn: sa.Connection, document: dict[str, Any], field: str) -> list[Reference]:
-    """Every use of `field` of the entity `document` across the draft (it included)."""
+    """Every use of `field` of the entity `document` across the draft (it included).
+    Raises KeyError for an unknown field."""
+    if not any(f.get("name") == field for f in document.get("fields") or []):
+        raise KeyError(field)
     return field_references(_others(conn, document), str(document.get("name")), field)
 
 

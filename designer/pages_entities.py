@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 
+from metacrm.metadata.documents import MetadataError
 from metacrm.metadata.fieldtypes import FORMULA_RESULT_TYPES
 from metacrm.runtime.errors import NotFound
 from metacrm.runtime.publish import published_version
@@ -49,56 +50,51 @@ def new_form_document(entity: dict[str, Any]) -> dict[str, Any]:
                           "fields": [f["name"] for f in entity.get("fields") or [] if not f.get("archived")]}]}
 
 
-@bp.get("/entities")
-def entities() -> Any:
+def _entity_rows(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entities of the draft for the list: name, label, live fields, draft change."""
     lang = language()
+    changed = {c["key"]: c["change"] for c in changes}
     with runtime().engine.connect() as conn:
         docs = [d.data for d in drafts.merged_draft(conn) if d.kind == "entity"]
-    changed = {c["key"]: c["change"] for c in _changes()}
-    rows = [{"name": d["name"], "label": label_text(d.get("label"), lang), "archived": bool(d.get("archived")),
+    return [{"name": d["name"], "label": label_text(d.get("label"), lang), "archived": bool(d.get("archived")),
              "fields": sum(1 for f in d.get("fields") or [] if not f.get("archived")),
              "child_of": d.get("child_of"), "change": changed.get(f"entity/{d['name']}")}
             for d in sorted(docs, key=lambda d: d["name"])]
-    return render_template("designer/entities.html", rows=rows, errors={}, form={})
 
 
-def _changes() -> list[dict[str, Any]]:
-    from flask import g
-    return g.get("designer_changes", [])
+@bp.get("/entities")
+def entities() -> Any:
+    return render_template("designer/entities.html", rows=_entity_rows(g.get("designer_changes", [])),
+                           errors={}, form={})
+
+
+#: Where an error about a new entity is shown: the top-level key of its pointer → input.
+_NEW_ENTITY_INPUTS = {"label": "label", "name": "name", "kind": "name", "": "name"}
 
 
 @bp.post("/entities")
 def create_entity() -> Any:
+    """Stage a new entity (with a title field) and its default form; errors next to the inputs."""
     by = require_admin()
     name = request.form.get("name", "").strip()
     en, zh = request.form.get("label_en", "").strip(), request.form.get("label_zh", "").strip()
     doc = new_entity_document(name, en, zh)
     with runtime().engine.begin() as conn:
-        exists = drafts.get_document(conn, "entity", name) is not None if name else False
-        errors = ([] if not exists else
-                  [drafts.MetadataError(f"entity/{name}", "/name", t("entity_exists", name=name))])
-        if not errors:
+        if name and drafts.get_document(conn, "entity", name) is not None:
+            errors = [MetadataError(f"entity/{name}", "/name", t("entity_exists", name=name))]
+        else:
             errors = drafts.stage(conn, {("entity", name): doc, ("form", name, "default"): new_form_document(doc)},
                                  by.user_id)
     if errors:
-        by_path: dict[str, list[str]] = {}
+        by_input: dict[str, list[str]] = {}
         for e in errors:
-            key = e.path.split("/")[1] if e.path.count("/") >= 1 else ""
-            by_path.setdefault("label" if key == "label" else ("name" if key in ("name", "kind", "") else key),
-                               []).append(e.message)
-        return _render_list_with_errors(by_path, {"name": name, "label_en": en, "label_zh": zh}), 422
+            top = e.path.split("/")[1] if e.path.startswith("/") else ""
+            by_input.setdefault(_NEW_ENTITY_INPUTS.get(top, top), []).append(e.message)
+        form = {"name": name, "label_en": en, "label_zh": zh}
+        return render_template("designer/entities.html", rows=_entity_rows(g.get("designer_changes", [])),
+                               errors=by_input, form=form), 422
     flash(t("saved_to_draft"), "success")
     return redirect(url_for("metacrm_designer.entity", name=name))
-
-
-def _render_list_with_errors(errors: dict[str, list[str]], form: dict[str, str]) -> str:
-    lang = language()
-    with runtime().engine.connect() as conn:
-        docs = [d.data for d in drafts.merged_draft(conn) if d.kind == "entity"]
-    rows = [{"name": d["name"], "label": label_text(d.get("label"), lang), "archived": bool(d.get("archived")),
-             "fields": sum(1 for f in d.get("fields") or [] if not f.get("archived")),
-             "child_of": d.get("child_of"), "change": None} for d in sorted(docs, key=lambda d: d["name"])]
-    return render_template("designer/entities.html", rows=rows, errors=errors, form=form)
 
 
 @bp.get("/entities/<name>")
