@@ -38,7 +38,7 @@ def _admins_only() -> None:
         g.designer_changes = drafts.draft_changes(conn)
 
 
-@bp.app_context_processor
+@bp.context_processor
 def _bar() -> dict[str, Any]:
     """The draft bar's numbers, read once per designer page (empty elsewhere)."""
     return {"draft_changes": g.get("designer_changes", []), "designer_endpoints": current_app.view_functions}
