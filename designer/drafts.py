@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 
-from metacrm.metadata.documents import Document, MetadataError, MetadataInvalid
+from metacrm.metadata.documents import Document, MetadataError
 from metacrm.metadata.fieldtypes import KIND_KEYS
 from metacrm.metadata.layers import identity, merge_layers
 from metacrm.metadata.validation import validate_documents

@@ -99,11 +99,11 @@ def test_admin_adds_wechat_field_and_a_rep_fills_it_and_finds_customers_by_it(de
     screenshot(admin, "designer-form")
 
     # publish with a note
-    admin.click("#dz-publish")
+    admin.click("#dz-publish", timeout=SLOW_MS)
     expect(admin.locator("#dz-plan-steps")).to_contain_text("add column ent_customer.wechat")
     admin.fill("#dz-note", "WeChat ID for the sales team")
     with admin.expect_navigation(timeout=SLOW_MS):  # a publish compiles, diffs and alters a table
-        admin.click("#dz-publish-now")
+        admin.click("#dz-publish-now", timeout=SLOW_MS)
     expect(admin.locator(".alert-success")).to_contain_text("Published version")
     expect(admin.locator("#dz-draft-count")).to_have_attribute("data-count", "0", timeout=SLOW_MS)
 
@@ -140,7 +140,7 @@ def test_archiving_a_field_a_view_shows_warns_with_the_impact(designer_crm: Crm,
     expect(admin.locator("#dz-flash")).to_be_visible(timeout=SLOW_MS)
     expect(field_row(admin, "industry")).to_contain_text("archived")
 
-    admin.goto("/designer/publish")
+    admin.goto("/designer/publish", timeout=SLOW_MS)
     item = admin.locator("#dz-impacts li[data-what='field customer.industry']")
     expect(item).to_contain_text("view/customer/all")
     expect(admin.locator("#dz-plan-steps")).to_contain_text("archive field customer.industry")
@@ -170,7 +170,7 @@ def test_rollback_restores_the_previous_version_with_data_intact(designer_crm: C
     expect(admin.locator(f"tr[data-version='{before + 1}']")).to_contain_text("add probe")
     admin.once("dialog", lambda dialog: dialog.accept())
     with admin.expect_navigation(timeout=SLOW_MS):
-        admin.click(f"tr[data-version='{before}'] .dz-rollback")
+        admin.click(f"tr[data-version='{before}'] .dz-rollback", timeout=SLOW_MS)
     expect(admin.locator(".alert-success")).to_contain_text(f"Rolled back to version {before}")
     with designer_crm.engine.connect() as conn:
         assert plan_pending(conn).empty  # the instance layer agrees with what was published
@@ -184,7 +184,7 @@ def test_rollback_restores_the_previous_version_with_data_intact(designer_crm: C
     admin.goto("/designer/history")
     admin.once("dialog", lambda dialog: dialog.accept())
     with admin.expect_navigation(timeout=SLOW_MS):
-        admin.click(f"tr[data-version='{before + 1}'] .dz-rollback")
+        admin.click(f"tr[data-version='{before + 1}'] .dz-rollback", timeout=SLOW_MS)
     expect(admin.locator(".alert-success")).to_contain_text(f"Rolled back to version {before + 1}")
     assert designer_crm.get("customer", record["id"])["probe"] == "kept"
 
