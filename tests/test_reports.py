@@ -146,6 +146,7 @@ def test_the_sales_scenario_shows_up_in_funnel_targets_and_rankings(sold):
     funnel = _report(client, admin, "funnel", period="this_month")
     rows = {r["stage"]: r for r in funnel["rows"]}
     assert [r["stage"] for r in funnel["rows"]] == path + ["lost", "invalid"]
+    assert (funnel["rows"][0]["label"], funnel["rows"][4]["label"]) == ("Initial contact", "Won")  # wang.jun: en
     for stage in path + ["lost", "invalid"]:
         assert rows[stage]["count"] == stage_of.count(stage)
         expected = sum(Decimal(o["amount"]) for o in opps if o["stage"] == stage)
@@ -302,6 +303,8 @@ def test_csv_download_has_a_bom_and_headers_in_the_users_language(sold):
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text[1:])))
     assert rows[0][:2] == ["姓名", "合同金额"]
+    zh_funnel = _report(client, h["zhang.wei"], "funnel")
+    assert zh_funnel["rows"][0]["label"] == "初步接洽"
     assert rows[1][:2] == ["刘洋", "22000.00"] and len(rows) == 3
     en = client.get("/api/v1/reports/funnel?format=csv", headers=h["liu.yang"]).get_data(as_text=True)
     assert list(csv.reader(io.StringIO(en[1:])))[0][0] == "Stage"

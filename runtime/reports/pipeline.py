@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metacrm.metadata.model import Label
+
 from ..errors import PermissionDenied
 from .common import ZERO, money, option_label, percent, quantity
 from .sales import MEASURES, measure_where
@@ -29,11 +31,7 @@ def stage_order(ctx: ReportContext) -> tuple[list[tuple[str, str]], list[str]]:
         spec = wf.spec
         if wf.entity == "opportunity" and spec.get("state_field") == "stage":
             states = spec.get("states") or []
-            labels = []
-            for s in states:
-                label = s.get("label") or s["name"]
-                labels.append((s["name"], label.get(lang) or label.get("en") or s["name"]
-                               if isinstance(label, dict) else str(label)))
+            labels = [(s["name"], Label.of(s.get("label"), s["name"]).get(lang)) for s in states]
             path = [s["name"] for s in states if not s.get("final")]
             finals = [s["name"] for s in states if s.get("final")]
             return labels, path + finals[:1]
