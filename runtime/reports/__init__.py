@@ -27,6 +27,7 @@ from .sales import brief, rankings, trend
 from .scope import ReportContext, make_context
 from .targets import targets
 
+BRIEF_ENTITIES = ("lead", "customer", "followup", "opportunity", "contract", "receivable")
 #: A CSV/table column: (key in a row, English label, Chinese label).
 Column = tuple[str, str, str]
 
@@ -38,8 +39,8 @@ class Report:
     name: str
     label: tuple[str, str]
     run: Callable[[ReportContext], dict[str, Any]]
-    #: Whose owners the `user` / `department` filters are checked against.
-    people_of: str
+    #: The entities whose owners the `user` / `department` filters are checked against.
+    people_of: tuple[str, ...]
     default_period: str
     columns: tuple[Column, ...]
     #: Goes month by month: the period must have bounds.
@@ -57,29 +58,29 @@ class Report:
 
 
 REPORTS: dict[str, Report] = {r.name: r for r in (
-    Report("brief", ("Sales brief", "销售简报"), brief, "opportunity", "this_month", (
+    Report("brief", ("Sales brief", "销售简报"), brief, BRIEF_ENTITIES, "this_month", (
         ("label", "Metric", "指标"), ("count", "Count", "数量"), ("amount", "Amount", "金额"),
         ("previous_count", "Previous count", "上期数量"), ("previous_amount", "Previous amount", "上期金额"),
         ("change", "Change %", "环比 %"))),
-    Report("targets", ("Targets", "业绩目标"), targets, "contract", "this_month", (
+    Report("targets", ("Targets", "业绩目标"), targets, ("contract", "receivable"), "this_month", (
         ("name", "Who", "对象"), ("kind", "Kind", "类型"), ("metric_label", "Metric", "指标"),
         ("month", "Month", "月份"), ("target", "Target", "目标"), ("actual", "Actual", "实际"),
         ("completion", "Completion %", "完成率 %")), monthly=True),
-    Report("funnel", ("Sales funnel", "销售漏斗"), funnel, "opportunity", "this_year", (
+    Report("funnel", ("Sales funnel", "销售漏斗"), funnel, ("opportunity",), "this_year", (
         ("label", "Stage", "阶段"), ("count", "Count", "数量"), ("amount", "Amount", "金额"),
         ("reached", "Reached", "到达数"), ("conversion", "Conversion to next %", "转化率 %"))),
-    Report("trend", ("Monthly trend", "月度趋势"), trend, "contract", "last_12_months", (
+    Report("trend", ("Monthly trend", "月度趋势"), trend, ("contract", "receivable", "customer"), "last_12_months", (
         ("month", "Month", "月份"), ("contract_amount", "Contract amount", "合同金额"),
         ("receivable_amount", "Receivables", "回款金额"), ("new_customers", "New customers", "新增客户")),
         monthly=True),
-    Report("rankings", ("Rankings", "排行榜"), rankings, "contract", "this_month", (
+    Report("rankings", ("Rankings", "排行榜"), rankings, ("contract", "receivable", "customer"), "this_month", (
         ("name", "Name", "姓名"), ("contract_amount", "Contract amount", "合同金额"),
         ("rank_contract_amount", "Rank", "排名"), ("receivable_amount", "Receivables", "回款金额"),
         ("rank_receivable_amount", "Rank", "排名"), ("new_customers", "New customers", "新增客户"),
         ("rank_new_customers", "Rank", "排名"))),
-    Report("customers", ("Customer analysis", "客户分析"), customers, "customer", "all", (
+    Report("customers", ("Customer analysis", "客户分析"), customers, ("customer",), "all", (
         ("dimension_label", "By", "维度"), ("label", "Value", "取值"), ("count", "Customers", "客户数"))),
-    Report("products", ("Product sales", "产品销售"), products, "contract", "this_year", (
+    Report("products", ("Product sales", "产品销售"), products, ("contract",), "this_year", (
         ("name", "Product", "产品"), ("code", "Code", "编码"), ("category_label", "Category", "类别"),
         ("quantity", "Quantity", "数量"), ("amount", "Amount", "金额"))),
 )}

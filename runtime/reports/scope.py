@@ -104,6 +104,16 @@ class ReportContext:
         out |= {u for u, d in self.org.department_of.items() if d in departments}
         return frozenset(out)
 
+    def visible_in(self, entities: tuple[str, ...]) -> frozenset[int] | None:
+        """The people whose records of any of `entities` the caller reads (None: everyone)."""
+        out: frozenset[int] = frozenset()
+        for entity in entities:
+            seen = self.visible_users(entity)
+            if seen is None:
+                return None
+            out |= seen
+        return out
+
     def members(self, department: int) -> frozenset[int]:
         """The people in a department and every department below it."""
         subtree = self.org.child_departments(department)
@@ -111,11 +121,11 @@ class ReportContext:
 
 
 def make_context(conn: sa.Connection, catalog: Catalog, principal: Principal, params: ReportParams,
-                 entity: str) -> ReportContext:
-    """The context of a report whose people are `entity`'s owners; checks the filters:
-    an unknown user/department is a 400, one outside the caller's scope a 403."""
+                 entities: tuple[str, ...]) -> ReportContext:
+    """The context of a report over `entities`; checks the filters: an unknown
+    user/department is a 400, one whose records of none of them the caller may read a 403."""
     ctx = ReportContext(conn, catalog, principal, params, load_org(conn))
-    visible = ctx.visible_users(entity)
+    visible = ctx.visible_in(entities)
     if params.user is not None:
         if params.user not in ctx.org.department_of:
             raise BadRequest(f"No user with id {params.user}.", {"user": ["No such user."]})

@@ -21,7 +21,7 @@ from .. import systables
 from ..clock import utcnow
 from ..errors import PermissionDenied
 from ..org import load_org
-from ..reports import REPORTS, run_report
+from ..reports import BRIEF_ENTITIES, REPORTS, run_report
 from ..reports.params import PERIODS, parse_params
 from ..reports.scope import ReportContext
 from . import charts
@@ -127,7 +127,7 @@ CHARTS: dict[str, Callable[[dict[str, Any], str], list[Markup]]] = {
 
 def _filter_options(conn: sa.Connection, ctx: ReportContext) -> tuple[list[Any], list[Any]]:
     """The people and departments the filter bar offers: those inside the user's scope."""
-    visible = ctx.visible_users("contract")
+    visible = ctx.visible_in(BRIEF_ENTITIES)
     u, d = systables.users, systables.departments
     stmt = sa.select(u.c.id, u.c.display_name, u.c.username).where(u.c.active.is_(True)).order_by(u.c.id)
     if visible is not None:

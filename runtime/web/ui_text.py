@@ -138,6 +138,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "everyone": ("Everyone I may see", "全部（我的权限范围）"),
     "all_departments": ("All departments", "全部部门"),
     "download_csv": ("CSV", "下载 CSV"),
+    "no_reports": ("Your roles read none of the data these reports count.", "您的角色无权查看这些报表统计的数据。"),
     "no_data": ("No data for this period.", "该时间范围内暂无数据。"),
     "no_targets": ("No targets set for this period. Add them under Sales targets.", "该时间范围内未设置业绩目标，可在“业绩目标”中添加。"),
     "monthly_detail": ("Month by month", "按月明细"),
