@@ -53,8 +53,10 @@ def crm(make_app, frozen):
                                     manager_id=ids["zhang.wei"], display_name="陈静")
         ids["huang.li"] = add_user(conn, "huang.li", roles=["finance"], department_id=gmo,
                                    manager_id=ids["wang.jun"], display_name="黄丽")
+        ids["zheng.xin"] = add_user(conn, "zheng.xin", roles=["employee"], department_id=sales,
+                                    manager_id=ids["zhang.wei"], display_name="郑欣")
         conn.execute(d.update().where(d.c.id == sales).values(head_id=ids["zhang.wei"]))
-        for name in ("wang.jun", "zhang.wei", "liu.yang", "chen.jing", "huang.li"):
+        for name in ("wang.jun", "zhang.wei", "liu.yang", "chen.jing", "huang.li", "zheng.xin"):
             h[name] = bearer(conn, ids[name])
     rt.invalidate()
     client = app.test_client()
@@ -265,6 +267,19 @@ def test_a_rep_sees_their_own_numbers_and_a_manager_the_team(sold):
     assert "new_opportunities" not in metrics and "receivables" in metrics
 
 
+def test_an_employee_who_reads_only_customers_gets_only_customer_numbers(sold):
+    app, client, ids, h, products, deals = sold
+    emp = h["zheng.xin"]  # role employee: the department's customers, nothing else
+    trend = _report(client, emp, "trend", period="this_year")
+    june = trend["rows"][5]
+    assert (june["contract_amount"], june["receivable_amount"], june["new_customers"]) == (None, None, 4)
+    for name in ("funnel", "rankings", "targets", "products"):
+        error_of(client.get(f"/api/v1/reports/{name}", headers=emp), 403, "forbidden")
+    assert [r["metric"] for r in _report(client, emp, "brief")["rows"]] == ["new_customers", "followups"]
+    page = client.get("/dashboard", headers=emp)
+    assert page.status_code == 200 and 'id="mc-report-customers"' in page.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("params, field", [
     ({"period": "yesterday-ish"}, "period"),
     ({"from": "2026-01-01"}, "to"),
@@ -321,3 +336,9 @@ def test_the_dashboard_page_renders_for_the_admin_and_a_rep(sold):
     assert "刘洋" in rep and "陈静" not in rep
     bad = client.get("/dashboard?period=nope", headers=h["liu.yang"])
     assert bad.status_code == 400
+    assert client.get(f"/dashboard?user={ids['chen.jing']}", headers=h["liu.yang"]).status_code == 403
+    # finance reads contracts and receivables, not opportunities: no funnel on their page
+    fin = client.get("/dashboard", headers=h["huang.li"]).get_data(as_text=True)
+    assert 'id="mc-report-trend"' in fin and 'id="mc-report-funnel"' not in fin
+    # the sidebar links the dashboard under its app
+    assert 'href="/dashboard"' in html

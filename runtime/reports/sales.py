@@ -118,14 +118,15 @@ TREND_SERIES = (("contract_amount", "contracts", True), ("receivable_amount", "r
 
 
 def monthly(ctx: ReportContext, m: Measure, months: list[Any], group: str | None = None,
-            only: frozenset[int] | None = None) -> dict[tuple[Any, int], Decimal]:
-    """{(group value or None, month index): amount or count} of a measure in the period."""
+            only: frozenset[int] | None = None) -> dict[tuple[Any, int], Decimal] | None:
+    """{(group value or None, month index): amount or count} of a measure in the period;
+    None when the caller may not read the entity or the amount."""
     src = ctx.source(m.entity)
     if src is None:
-        return {}
+        return None
     amount = src.column(m.amount) if m.amount else None
     if m.amount and amount is None:
-        return {}
+        return None
     value = sa.func.coalesce(sa.func.sum(amount), 0) if amount is not None else sa.func.count()
     # The bucket follows the date a row counts by (the fallback when the date is empty).
     bucket = month_bucket(src, m.date, months, ctx.params)
@@ -149,11 +150,17 @@ def trend(ctx: ReportContext) -> dict[str, Any]:
     """Month by month: approved contract amount, confirmed receivables, new customers."""
     months = ctx.params.months()
     series = {key: monthly(ctx, MEASURES[measure], months) for key, measure, _ in TREND_SERIES}
+    if all(v is None for v in series.values()):
+        raise PermissionDenied("The trend needs read access to contracts, receivables or customers.")
     rows = []
     for i, month in enumerate(months):
         row: dict[str, Any] = {"month": month.strftime("%Y-%m")}
         for key, _, is_money in TREND_SERIES:
-            v = series[key].get((None, i), ZERO)
+            found = series[key]
+            if found is None:
+                row[key] = None  # not readable for this caller
+                continue
+            v = found.get((None, i), ZERO)
             row[key] = money(v) if is_money else int(v)
         rows.append(row)
     return {"rows": rows}

@@ -106,11 +106,11 @@ def _actuals(ctx: ReportContext, months: list[dt.date],
     for metric, measure in METRICS.items():
         m = MEASURES[measure]
         if users:
-            for (owner, i), v in monthly(ctx, m, months, "owner", users).items():
+            for (owner, i), v in (monthly(ctx, m, months, "owner", users) or {}).items():
                 out[(metric, "user", owner, i)] = v
         if departments:
             below = {d: ctx.org.child_departments(d) for d in departments}
-            per_dept = monthly(ctx, m, months, "department", frozenset().union(*below.values()))
+            per_dept = monthly(ctx, m, months, "department", frozenset().union(*below.values())) or {}
             for d, subtree in below.items():
                 for (dept, i), v in per_dept.items():
                     if dept in subtree:

@@ -80,11 +80,15 @@ def _chart_funnel(r: dict[str, Any], lang: str) -> list[Markup]:
 
 def _chart_trend(r: dict[str, Any], lang: str) -> list[Markup]:
     months = [row["month"] for row in r["rows"]]
-    money_series = [(t("contract_amount"), [Decimal(row["contract_amount"]) for row in r["rows"]]),
-                    (t("receivable_amount"), [Decimal(row["receivable_amount"]) for row in r["rows"]])]
-    return [charts.columns(months, money_series, t("report_trend"), t("no_data")),
-            charts.line(months, [(t("new_customers"), [row["new_customers"] for row in r["rows"]])],
-                        t("new_customers"), t("no_data"))]
+    readable = [key for key in ("contract_amount", "receivable_amount", "new_customers")
+                if r["rows"] and r["rows"][0][key] is not None]
+    money_series = [(t(key), [Decimal(row[key]) for row in r["rows"]])
+                    for key in ("contract_amount", "receivable_amount") if key in readable]
+    out = [charts.columns(months, money_series, t("report_trend"), t("no_data"))] if money_series else []
+    if "new_customers" in readable:
+        out.append(charts.line(months, [(t("new_customers"), [row["new_customers"] for row in r["rows"]])],
+                               t("new_customers"), t("no_data")))
+    return out
 
 
 def _chart_rankings(r: dict[str, Any], lang: str) -> list[Markup]:
