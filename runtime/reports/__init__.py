@@ -24,7 +24,7 @@ from ..principal import Principal
 from .params import ReportParams, parse_params
 from .pipeline import customers, funnel, products
 from .sales import brief, rankings, trend
-from .scope import ReportContext, make_context
+from .scope import ReportContext, Shared, make_context, shared_for
 from .targets import targets
 
 BRIEF_ENTITIES = ("lead", "customer", "followup", "opportunity", "contract", "receivable")
@@ -47,11 +47,11 @@ class Report:
     monthly: bool = False
 
     def __call__(self, conn: sa.Connection, catalog: Catalog, principal: Principal,
-                 params: ReportParams) -> dict[str, Any]:
+                 params: ReportParams, shared: Shared | None = None) -> dict[str, Any]:
         if self.monthly and not params.bounded:
             raise BadRequest(f"The {self.name} report goes month by month: choose a period with dates.",
                              {"period": ["'all' has no months; pick a period or from/to."]})
-        return self.run(make_context(conn, catalog, principal, params, self.people_of))
+        return self.run(make_context(conn, catalog, principal, params, self.people_of, shared))
 
     def title(self, language: str) -> str:
         return self.label[1] if language == "zh" else self.label[0]
@@ -94,13 +94,15 @@ def get_report(name: str) -> Report:
 
 
 def run_report(conn: sa.Connection, catalog: Catalog, principal: Principal, name: str,
-               args: Mapping[str, str], timezone: str, now: dt.datetime) -> dict[str, Any]:
+               args: Mapping[str, str], timezone: str, now: dt.datetime,
+               shared: Shared | None = None) -> dict[str, Any]:
     """Look a report up, parse its query-string parameters, run it; the result carries
-    the period it covered (`period`, `from`, `to` — `to` inclusive)."""
+    the period it covered (`period`, `from`, `to` — `to` inclusive). Reports of one
+    request may pass one `shared` (scope.shared_for) to build scopes once."""
     report = get_report(name)
     tz = ZoneInfo(timezone)
     params = parse_params(args, tz, now.astimezone(tz).date(), report.default_period)
-    result = report(conn, catalog, principal, params)
+    result = report(conn, catalog, principal, params, shared)
     result["report"] = report.name
     result["period"] = params.period
     result["from"] = params.start.isoformat() if params.start else None
@@ -133,4 +135,4 @@ def _number(text: str) -> bool:
     return True
 
 
-__all__ = ["REPORTS", "Report", "ReportParams", "get_report", "parse_params", "run_report", "to_csv"]
+__all__ = ["REPORTS", "Report", "ReportParams", "Shared", "shared_for", "get_report", "parse_params", "run_report", "to_csv"]

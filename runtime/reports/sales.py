@@ -48,30 +48,50 @@ MEASURES: dict[str, Measure] = {m.key: m for m in (
 )}
 
 
-def measure_where(src: Source, m: Measure, params: ReportParams) -> list[sa.ColumnElement[bool]]:
-    """The WHERE parts of a measure in a period: scope, filters, status and date."""
+def measure_base(src: Source, m: Measure) -> list[sa.ColumnElement[bool]]:
+    """The WHERE parts of a measure before dates: scope, filters, status."""
     where = list(src.where)
     if m.status is not None and m.status[0] in src.table.c:
         where.append(src.table.c[m.status[0]] == m.status[1])
+    return where
+
+
+def measure_dated(src: Source, m: Measure, params: ReportParams) -> sa.ColumnElement[bool]:
+    """A row of the measure falls in the period (by its date, or its fallback when empty)."""
     if m.date not in src.table.c:
-        return [sa.false()]
+        return sa.false()
     dated = in_period(src, m.date, params.start, params.end, params)
     if m.fallback_date and params.bounded:
         dated = sa.or_(sa.and_(src.table.c[m.date].is_not(None), dated),
                        sa.and_(src.table.c[m.date].is_(None),
                                in_period(src, m.fallback_date, params.start, params.end, params)))
-    where.append(dated)
-    return where
+    return dated
 
 
-def _totals(ctx: ReportContext, m: Measure, params: ReportParams) -> tuple[int, Decimal | None] | None:
+def measure_where(src: Source, m: Measure, params: ReportParams) -> list[sa.ColumnElement[bool]]:
+    """The WHERE parts of a measure in a period: scope, filters, status and date."""
+    return measure_base(src, m) + [measure_dated(src, m, params)]
+
+
+Totals = tuple[int, "Decimal | None"]
+
+
+def _totals(ctx: ReportContext, m: Measure, params: ReportParams,
+            previous: ReportParams | None) -> tuple[Totals, Totals | None] | None:
+    """(count, amount) in the period and in the one before; None when not readable.
+
+    One query per period, each a range on the date's index: measured on SQLite, that is
+    faster than one query of conditional aggregates over both periods (an OR of ranges)."""
     src = ctx.source(m.entity, params)
     if src is None:
         return None
     amount = src.column(m.amount) if m.amount else None
     cols = [sa.func.count()] + ([sa.func.coalesce(sa.func.sum(amount), 0)] if amount is not None else [])
-    row = ctx.conn.execute(sa.select(*cols).select_from(src.table).where(*measure_where(src, m, params))).one()
-    return int(row[0]), (Decimal(row[1]) if amount is not None else None)
+    out: list[Totals] = []
+    for p in [params] + ([previous] if previous is not None else []):
+        row = ctx.conn.execute(sa.select(*cols).select_from(src.table).where(*measure_where(src, m, p))).one()
+        out.append((int(row[0]), Decimal(row[1]) if amount is not None else None))
+    return out[0], (out[1] if previous is not None else None)
 
 
 def brief(ctx: ReportContext) -> dict[str, Any]:
@@ -79,10 +99,10 @@ def brief(ctx: ReportContext) -> dict[str, Any]:
     previous = ctx.params.previous()
     rows = []
     for m in MEASURES.values():
-        now = _totals(ctx, m, ctx.params)
-        if now is None:
+        found = _totals(ctx, m, ctx.params, previous)
+        if found is None:
             continue  # not readable for this caller (or not in this instance): left out
-        before = _totals(ctx, m, previous) if previous is not None else None
+        now, before = found
         has_amount = now[1] is not None
         rows.append({
             "metric": m.key, "label": m.label[1] if ctx.language == "zh" else m.label[0],

@@ -12,7 +12,7 @@ nothing"): a rep may filter on themselves, a manager on their team.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +47,20 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Shared:
+    """What stays the same across the reports of one request (a dashboard runs seven):
+    the org chart, and each entity's access and read-scope clause, built once — the
+    clause may cost a query (records shared with the caller)."""
+
+    org: OrgChart
+    scopes: dict[str, tuple[Access, sa.ColumnElement[bool] | None]] = field(default_factory=dict)
+
+
+def shared_for(conn: sa.Connection) -> Shared:
+    return Shared(load_org(conn))
+
+
+@dataclass(frozen=True)
 class ReportContext:
     """What one report call shares between its queries (read once)."""
 
@@ -54,7 +68,11 @@ class ReportContext:
     catalog: Catalog
     principal: Principal
     params: ReportParams
-    org: OrgChart
+    shared: Shared
+
+    @property
+    def org(self) -> OrgChart:
+        return self.shared.org
 
     @property
     def language(self) -> str:
@@ -66,12 +84,15 @@ class ReportContext:
         rt = self.catalog.entities.get(entity)
         if rt is None or rt.entity.archived or rt.entity.child_of:
             return None
-        access = access_for(self.catalog.mset, self.principal, rt.entity)
+        if entity not in self.shared.scopes:
+            access = access_for(self.catalog.mset, self.principal, rt.entity)
+            self.shared.scopes[entity] = (access, scope_clause(rt.table, rt.entity, self.principal, access, "read",
+                                                               self.conn) if access.allows("read") else None)
+        access, scope = self.shared.scopes[entity]
         if not access.allows("read"):
             return None
         p = params or self.params
         where: list[sa.ColumnElement[bool]] = []
-        scope = scope_clause(rt.table, rt.entity, self.principal, access, "read", self.conn)
         if scope is not None:
             where.append(scope)
         if rt.entity.ownership:
@@ -121,10 +142,10 @@ class ReportContext:
 
 
 def make_context(conn: sa.Connection, catalog: Catalog, principal: Principal, params: ReportParams,
-                 entities: tuple[str, ...]) -> ReportContext:
+                 entities: tuple[str, ...], shared: Shared | None = None) -> ReportContext:
     """The context of a report over `entities`; checks the filters: an unknown
     user/department is a 400, one whose records of none of them the caller may read a 403."""
-    ctx = ReportContext(conn, catalog, principal, params, load_org(conn))
+    ctx = ReportContext(conn, catalog, principal, params, shared or shared_for(conn))
     visible = ctx.visible_in(entities)
     if params.user is not None:
         if params.user not in ctx.org.department_of:

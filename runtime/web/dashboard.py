@@ -20,10 +20,9 @@ from markupsafe import Markup
 from .. import systables
 from ..clock import utcnow
 from ..errors import PermissionDenied
-from ..org import load_org
 from ..reports import BRIEF_ENTITIES, REPORTS, run_report
 from ..reports.params import PERIODS, parse_params
-from ..reports.scope import ReportContext
+from ..reports.scope import ReportContext, shared_for
 from . import charts
 from .context import runtime
 from .screen_context import init_screen_blueprint, language, screen_principal, t
@@ -171,11 +170,12 @@ def dashboard() -> Any:
         catalog = rt.catalog(conn)
         zone = ZoneInfo(rt.timezone)
         params = parse_params(args, zone, now.astimezone(zone).date(), DEFAULT_PERIOD)
-        ctx = ReportContext(conn, catalog, principal, params, load_org(conn))
+        shared = shared_for(conn)
+        ctx = ReportContext(conn, catalog, principal, params, shared)
         for name, draw in CHARTS.items():
             report_args = _args_for(name, args)
             try:
-                result = run_report(conn, catalog, principal, name, report_args, rt.timezone, now)
+                result = run_report(conn, catalog, principal, name, report_args, rt.timezone, now, shared)
             except PermissionDenied as exc:
                 if exc.fields:
                     raise  # a filter outside the user's scope: the page says so
