@@ -54,6 +54,11 @@ def _empty(title: str, message: str) -> Markup:
     return _svg(320, 60, f'<text x="160" y="34" text-anchor="middle" fill="#6c757d">{escape(message)}</text>', title)
 
 
+def _columns(text: str) -> int:
+    """How wide a text is in columns (a CJK character is two)."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
 def _fit(text: str, limit: int) -> str:
     """Cut a label to about `limit` columns (a CJK character counts as two)."""
     out, width = "", 0
@@ -117,6 +122,8 @@ def line(categories: Sequence[str], series: Sequence[tuple[str, Sequence[float |
     left, right, top, bottom = 44, 8, 24, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = nice_ceiling(max(values))
+    if all(v == int(v) for v in values):
+        peak = max(peak, 4.0)  # counts: whole-number grid lines
     step = plot_w / len(categories)
     parts = _grid(left, top, plot_w, plot_h, peak)
     for s, (_, vals) in enumerate(series):
@@ -141,14 +148,17 @@ def funnel(items: Sequence[tuple[str, int, str]], title: str, empty: str, width:
     mid, span = width / 2, width - 20
     parts = []
     for i, (label, n, note) in enumerate(items):
-        w = max(36.0, span * n / peak)
+        w = max(8.0, span * n / peak)
         y = top + i * row
-        parts.append(
-            f'<rect x="{mid - w / 2:.1f}" y="{y}" width="{w:.1f}" height="{row - 4}" rx="4" '
-            f'fill="{COLORS[i % len(COLORS)]}" fill-opacity="0.85"/>'
-            f'<text x="{mid}" y="{y + 20}" text-anchor="middle" fill="#fff" font-weight="600" '
-            f'stroke="#000" stroke-opacity="0.25" stroke-width="0.6" paint-order="stroke">'
-            f'{escape(_fit(label, 16))} · {n}{(" · " + escape(note)) if note else ""}</text>')
+        raw = f'{_fit(label, 16)} · {n}{(" · " + note) if note else ""}'
+        text = escape(raw)
+        parts.append(f'<rect x="{mid - w / 2:.1f}" y="{y}" width="{w:.1f}" height="{row - 4}" rx="4" '
+                     f'fill="{COLORS[i % len(COLORS)]}" fill-opacity="0.85"/>')
+        if w >= 7 * _columns(raw) + 12:  # the text fits inside the band
+            parts.append(f'<text x="{mid}" y="{y + 20}" text-anchor="middle" fill="#fff" font-weight="600" '
+                         f'stroke="#000" stroke-opacity="0.25" stroke-width="0.6" paint-order="stroke">{text}</text>')
+        else:  # a narrow band: the text beside it, in the page's colour
+            parts.append(f'<text x="{mid + w / 2 + 6:.1f}" y="{y + 20}" fill="#212529">{text}</text>')
     return _svg(width, height, "".join(parts), title)
 
 
