@@ -8,7 +8,6 @@ they are validated and audited like any other record.
 """
 from __future__ import annotations
 
-import datetime as dt
 from decimal import ROUND_CEILING, Decimal
 
 import sqlalchemy as sa

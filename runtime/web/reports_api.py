@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..clock import utcnow
 from ..errors import BadRequest
-from ..reports import get_report, run_report, to_csv
+from ..reports import REPORTS, get_report, run_report, to_csv
 from .context import require_principal, runtime
 
 bp = Blueprint("metacrm_reports_api", __name__, url_prefix="/api/v1")
@@ -23,8 +23,6 @@ FORMATS = ("json", "csv")
 @bp.get("/reports")
 def report_index() -> Any:
     """The reports there are, with their titles in the caller's language."""
-    from ..reports import REPORTS
-
     principal = require_principal()
     return jsonify({"items": [{"name": r.name, "label": r.title(principal.language),
                                "default_period": r.default_period} for r in REPORTS.values()]})
