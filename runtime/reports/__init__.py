@@ -63,7 +63,7 @@ REPORTS: dict[str, Report] = {r.name: r for r in (
         ("previous_count", "Previous count", "上期数量"), ("previous_amount", "Previous amount", "上期金额"),
         ("change", "Change %", "环比 %"))),
     Report("targets", ("Targets", "业绩目标"), targets, ("contract", "receivable"), "this_month", (
-        ("name", "Who", "对象"), ("kind", "Kind", "类型"), ("metric_label", "Metric", "指标"),
+        ("name", "Who", "对象"), ("kind_label", "Kind", "类型"), ("metric_label", "Metric", "指标"),
         ("month", "Month", "月份"), ("target", "Target", "目标"), ("actual", "Actual", "实际"),
         ("completion", "Completion %", "完成率 %")), monthly=True),
     Report("funnel", ("Sales funnel", "销售漏斗"), funnel, ("opportunity",), "this_year", (
@@ -75,9 +75,9 @@ REPORTS: dict[str, Report] = {r.name: r for r in (
         monthly=True),
     Report("rankings", ("Rankings", "排行榜"), rankings, ("contract", "receivable", "customer"), "this_month", (
         ("name", "Name", "姓名"), ("contract_amount", "Contract amount", "合同金额"),
-        ("rank_contract_amount", "Rank", "排名"), ("receivable_amount", "Receivables", "回款金额"),
-        ("rank_receivable_amount", "Rank", "排名"), ("new_customers", "New customers", "新增客户"),
-        ("rank_new_customers", "Rank", "排名"))),
+        ("rank_contract_amount", "Contract rank", "合同排名"), ("receivable_amount", "Receivables", "回款金额"),
+        ("rank_receivable_amount", "Receivables rank", "回款排名"), ("new_customers", "New customers", "新增客户"),
+        ("rank_new_customers", "Customers rank", "客户排名"))),
     Report("customers", ("Customer analysis", "客户分析"), customers, ("customer",), "all", (
         ("dimension_label", "By", "维度"), ("label", "Value", "取值"), ("count", "Customers", "客户数"))),
     Report("products", ("Product sales", "产品销售"), products, ("contract",), "this_year", (

@@ -25,6 +25,7 @@ from .scope import ReportContext, department_names, user_names
 TARGET_ENTITY = "sales_target"
 #: metric option → the measure whose amount is its actual.
 METRICS = {"contract_amount": "contracts", "receivable_amount": "receivables"}
+KIND_LABELS = {"user": ("Person", "员工"), "department": ("Department", "部门")}
 
 
 def targets(ctx: ReportContext) -> dict[str, Any]:
@@ -66,14 +67,15 @@ def targets(ctx: ReportContext) -> dict[str, Any]:
                 if g is None:
                     continue
                 sum_goal += g
-                rows.append(_row(kind, sid, names, metric, labels, month.strftime("%Y-%m"), g, a))
-            totals.append(_row(kind, sid, names, metric, labels, None, sum_goal, sum_actual))
+                rows.append(_row(kind, sid, names, metric, labels, month.strftime("%Y-%m"), g, a, ctx.language))
+            totals.append(_row(kind, sid, names, metric, labels, None, sum_goal, sum_actual, ctx.language))
     return {"rows": rows, "totals": totals}
 
 
 def _row(kind: str, sid: int, names: dict[str, dict[int, str]], metric: str, labels: dict[str, str],
-         month: str | None, goal: Decimal, actual: Decimal) -> dict[str, Any]:
-    return {"kind": kind, "id": sid, "name": names[kind].get(sid, f"#{sid}"), "metric": metric,
+         month: str | None, goal: Decimal, actual: Decimal, language: str) -> dict[str, Any]:
+    return {"kind": kind, "kind_label": KIND_LABELS[kind][1 if language == "zh" else 0], "id": sid,
+            "name": names[kind].get(sid, f"#{sid}"), "metric": metric,
             "metric_label": labels.get(metric, metric), "month": month, "target": money(goal),
             "actual": money(actual), "completion": percent(actual, goal)}
 
@@ -91,7 +93,8 @@ def _subjects(ctx: ReportContext, found: list[Any]) -> set[tuple[str, int]]:
                     and (scope_members is None or r.user in scope_members):
                 out.add(("user", r.user))
         elif r.department is not None and p.user is None:
-            if (visible is None or ctx.members(r.department) <= visible) \
+            members = ctx.members(r.department)
+            if (visible is None or (members and members <= visible)) \
                     and (scope_departments is None or r.department in scope_departments):
                 out.add(("department", r.department))
     return out

@@ -53,8 +53,6 @@ def cell(key: str, value: Any) -> str:
         return money(value)
     if key in ("change", "conversion", "completion"):
         return f"{value}%"
-    if key == "kind":
-        return t("kind_" + str(value))
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

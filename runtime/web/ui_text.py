@@ -150,8 +150,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "new_customers": ("New customers", "新增客户"),
     "by_category": ("By category", "按类别"),
     "win_rate": ("Win rate", "赢单率"),
-    "kind_user": ("Person", "员工"),
-    "kind_department": ("Department", "部门"),
     "report_funnel": ("Sales funnel", "销售漏斗"),
     "report_trend": ("Monthly trend", "月度趋势"),
     "report_customers": ("Customer analysis", "客户分析"),
