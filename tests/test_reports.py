@@ -337,6 +337,8 @@ def test_the_dashboard_page_renders_for_the_admin_and_a_rep(sold):
     bad = client.get("/dashboard?period=nope", headers=h["liu.yang"])
     assert bad.status_code == 400
     assert client.get(f"/dashboard?user={ids['chen.jing']}", headers=h["liu.yang"]).status_code == 403
+    ranged = client.get("/dashboard?period=this_year&from=2026-06-01&to=2026-06-30", headers=h["liu.yang"])
+    assert ranged.status_code == 200 and "2026-06-01 ~ 2026-06-30" in ranged.get_data(as_text=True)
     # finance reads contracts and receivables, not opportunities: no funnel on their page
     fin = client.get("/dashboard", headers=h["huang.li"]).get_data(as_text=True)
     assert 'id="mc-report-trend"' in fin and 'id="mc-report-funnel"' not in fin

@@ -161,6 +161,8 @@ def dashboard() -> Any:
     principal = screen_principal()
     lang = language()
     args = {k: request.args[k].strip() for k in FILTERS if (request.args.get(k) or "").strip()}
+    if "from" in args and "to" in args:
+        args.pop("period", None)  # the filter bar's promise: dates replace the period
     rt = runtime()
     now = utcnow()
     sections: list[Section] = []
