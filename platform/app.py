@@ -20,6 +20,8 @@ from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
 from metacrm.runtime.web.files_api import bp as files_bp
 from metacrm.runtime.web.pools import bp as pools_bp
+from metacrm.runtime.web.reports_api import bp as reports_api_bp
+from metacrm.runtime.web.dashboard import bp as dashboard_bp
 from metacrm.runtime.web.workflow_api import bp as workflow_bp
 
 from .admin import bp as admin_bp
@@ -48,9 +50,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_pools_bp)
     app.register_blueprint(pickers_bp)
     app.register_blueprint(files_bp)
+    app.register_blueprint(reports_api_bp)
     init_designer(app)  # before init_pages: its /api/ blueprint is CSRF-exempt by prefix
     init_pages(app)
     init_admin_pages(app)
+    app.register_blueprint(dashboard_bp)
     register_error_handlers(app)
 
     return app

@@ -1144,4 +1144,5 @@ def load_demo_data(rt: Runtime, *, customers: int = 300, seed: int = 7) -> dict[
             a = systables.audit_log
             conn.execute(a.update().where(a.c.action == MARKER_ACTION).values(
                 detail={"seed": seed, "customers": customers, "status": "done", "summary": summary}))
+    from .demo_targets import load_demo_targets; summary["sales_targets"] = load_demo_targets(rt)  # noqa: E702
     return summary

@@ -65,6 +65,7 @@ SHELL_PAGES: tuple[ShellPage, ...] = (
     ShellPage("metacrm_admin_roles.roles", "admin_roles", "shield-lock", "admin", admin_only=True),
     ShellPage("metacrm_admin_pages.audit", "admin_audit", "journal-text", "admin", admin_only=True),
     ShellPage("metacrm_designer.entities", "designer", "bezier2", "admin", admin_only=True),
+    ShellPage("metacrm_dashboard.dashboard", "dashboard", "bar-chart-line", "dashboard"),
 )
 
 #: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
