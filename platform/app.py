@@ -17,6 +17,7 @@ from metacrm.runtime.web.bulk_api import bp as bulk_api_bp
 from metacrm.runtime.web.dedup_api import bp as dedup_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
+from metacrm.runtime.web.office_api import bp as office_api_bp
 from metacrm.runtime.web.pools import bp as pools_bp
 from metacrm.runtime.web.workflow_api import bp as workflow_bp
 
@@ -44,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pools_bp)
     app.register_blueprint(admin_pools_bp)
     app.register_blueprint(pickers_bp)
+    app.register_blueprint(office_api_bp)
     init_pages(app)
     register_error_handlers(app)
 

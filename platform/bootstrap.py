@@ -17,6 +17,8 @@ from metacrm.runtime.migrate import upgrade_system_tables
 from metacrm.runtime.web.context import EXTENSION
 
 DEFAULT_TEMPLATE = "crm-default"
+#: Installed right after the default CRM (each requires the ones before it).
+DEFAULT_MODULES = ("office",)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ def init_instance(app: Flask) -> InitResult:
             admin = accounts.create_user(conn, username, password, display_name="Administrator",
                                          is_admin=True, roles=("admin",))
         plan = install_seed(conn, DEFAULT_TEMPLATE, by=admin.id)
+        for module in DEFAULT_MODULES:
+            plan = install_seed(conn, module, by=admin.id) or plan
     rt.invalidate()
     catalog = rt.catalog()
     return InitResult(username, password, plan is not None, catalog.version)

@@ -163,7 +163,7 @@ def user_json(conn: sa.Connection, user_id: int) -> dict[str, Any]:
     roles = sorted(conn.execute(sa.select(systables.user_roles.c.role)
                                 .where(systables.user_roles.c.user_id == user_id)).scalars())
     return {"id": row.id, "username": row.username, "display_name": row.display_name, "email": row.email,
-            "language": row.language, "is_admin": row.is_admin, "active": row.active,
+            "phone": row.phone, "language": row.language, "is_admin": row.is_admin, "active": row.active,
             "department_id": row.department_id, "manager_id": row.manager_id, "roles": roles,
             "created_at": utc(row.created_at).isoformat(),
             "last_login_at": utc(row.last_login_at).isoformat() if row.last_login_at else None}
@@ -195,6 +195,8 @@ def _user_values(conn: sa.Connection, body: Mapping[str, Any], user_id: int | No
         if email is not None and "@" not in email:
             raise ValidationFailed("Not a valid email address.", {"email": ["Not a valid email address."]})
         values["email"] = email
+    if "phone" in body:
+        values["phone"] = _text(body["phone"], "phone", 50, required=False)
     if "language" in body:
         if body["language"] not in LANGUAGES:
             raise ValidationFailed("language is en or zh.", {"language": ["Must be one of: en, zh."]})

@@ -40,6 +40,7 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(500), nullable=False),
     sa.Column("display_name", sa.String(200), nullable=False),
     sa.Column("email", sa.String(254)),
+    sa.Column("phone", sa.String(50)),  # 0005_office: shown in the address book
     sa.Column("language", sa.String(8), nullable=False, server_default="en"),
     sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
@@ -333,4 +334,12 @@ delegations = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("revoked_at", TS),
     sa.Index("ix_mc_delegations_from", "from_user", "ends_on"),
+)
+
+# Announcements a user has opened (0005_office): unread = visible announcements without a row.
+announcement_reads = sa.Table(
+    "mc_announcement_reads", metadata,
+    sa.Column("announcement_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    sa.Column("read_at", TS, nullable=False),
 )

@@ -56,11 +56,23 @@ class ShellPage:
 
 #: The shell's own pages, in sidebar order within their group. A page appears once its
 #: blueprint is mounted (its endpoint is registered), so a list entry never breaks url_for.
-SHELL_PAGES: tuple[ShellPage, ...] = ()
+SHELL_PAGES: tuple[ShellPage, ...] = (
+    ShellPage("metacrm_office.calendar_page", "calendar", "calendar3", "office"),
+    ShellPage("metacrm_office.announcements_page", "announcements", "megaphone", "office",
+              badge="announcements_unread"),
+    ShellPage("metacrm_office.contacts_page", "address_book", "person-lines-fill", "office"),
+)
 
 #: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
 #: per page request, with the shell's connection, for the signed-in user.
-SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {}
+def _announcements_unread(conn: Connection, principal: Principal) -> int:
+    from .office_screens import unread_announcements  # the office screens import this module
+    return unread_announcements(conn, principal)
+
+
+SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {
+    "announcements_unread": _announcements_unread,
+}
 
 
 def navigation(catalog: Catalog, principal: Principal, language: str,
