@@ -34,7 +34,9 @@ def address_book(conn: sa.Connection, q: str | None = None) -> list[dict[str, An
                                .order_by(u.c.display_name, u.c.id)))
     departments = {row.id: row for row in conn.execute(sa.select(d.c.id, d.c.name, d.c.parent_id, d.c.position,
                                                                   d.c.head_id))}
-    names = dict(conn.execute(sa.select(u.c.id, u.c.display_name)))
+    managers = {p.manager_id for p in people if p.manager_id}
+    names = {row.id: row.display_name for row in conn.execute(
+        sa.select(u.c.id, u.c.display_name).where(u.c.id.in_(managers)))} if managers else {}
     roles: dict[int, list[str]] = {}
     if people:
         for row in conn.execute(sa.select(r.c.user_id, r.c.role).where(r.c.user_id.in_([p.id for p in people]))
