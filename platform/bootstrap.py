@@ -12,7 +12,7 @@ from flask import Flask
 
 from metacrm.runtime import accounts
 from metacrm.runtime.db import schema_transaction
-from metacrm.runtime.metastore import install_seed
+from metacrm.runtime.metastore import install_seeds
 from metacrm.runtime.migrate import upgrade_system_tables
 from metacrm.runtime.web.context import EXTENSION
 
@@ -40,9 +40,7 @@ def init_instance(app: Flask) -> InitResult:
             password = os.environ.get("METACRM_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             admin = accounts.create_user(conn, username, password, display_name="Administrator",
                                          is_admin=True, roles=("admin",))
-        plan = install_seed(conn, DEFAULT_TEMPLATE, by=admin.id)
-        for module in DEFAULT_MODULES:
-            plan = install_seed(conn, module, by=admin.id) or plan
+        added = install_seeds(conn, (DEFAULT_TEMPLATE, *DEFAULT_MODULES), by=admin.id)
     rt.invalidate()
     catalog = rt.catalog()
-    return InitResult(username, password, plan is not None, catalog.version)
+    return InitResult(username, password, DEFAULT_TEMPLATE in added, catalog.version)
