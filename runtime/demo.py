@@ -1144,4 +1144,6 @@ def load_demo_data(rt: Runtime, *, customers: int = 300, seed: int = 7) -> dict[
             a = systables.audit_log
             conn.execute(a.update().where(a.c.action == MARKER_ACTION).values(
                 detail={"seed": seed, "customers": customers, "status": "done", "summary": summary}))
+    from .demo_office import load_office_demo  # the office module's demo, when it is installed
+    summary.update(load_office_demo(rt, seed=seed))
     return summary

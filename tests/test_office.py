@@ -398,3 +398,49 @@ def test_the_workbench_lists_exactly_my_scoped_to_dos(office, frozen):
     assert "下午拜访" in page and "明天的会" not in page
     lead_html = client.get("/", headers=h["li.na"]).get_data(as_text=True)
     assert "年假 2 天" in lead_html and "电话沟通了报价" in lead_html
+
+
+# ------------------------------------------------------------------ demo data
+
+
+def test_the_demo_fills_the_office_module_and_moves_requests_through_their_routes(office_demo):
+    app, summary = office_demo
+    assert summary["announcements"] == 4 and summary["office_approvals"] == 8
+    assert min(summary[k] for k in ("schedules", "tasks", "work_logs", "checkins")) > 5
+    rt = app.extensions[EXTENSION]
+    with rt.engine.connect() as conn:
+        t = sa.table("ent_office_approval", sa.column("kind"), sa.column("approval_status"), sa.column("days"))
+        states = {(r.kind, r.approval_status) for r in conn.execute(sa.select(t.c.kind, t.c.approval_status))}
+    assert {("leave", "approved"), ("leave", "pending"), ("expense", "approved"), ("expense", "pending"),
+            ("loan", "rejected"), ("general", "draft")} <= states
+    client = app.test_client()
+    from .support import login
+    login(client, "zhang.wei", "demo-pass-1")  # the five-day leave waits for the department head
+    inbox = client.get("/api/v1/approvals/inbox").get_json()
+    assert [(i["entity"], i["step"]) for i in inbox["items"]] == [("office_approval", "department_head")]
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="mc-team-activity"' in page and 'id="mc-approvals-waiting"' in page
+    for path in ("/office/calendar", "/office/contacts", "/office/announcements", "/r/task?view=assigned_by_me"):
+        assert client.get(path).status_code == 200, path
+    assert "13901000004" in client.get("/office/contacts").get_data(as_text=True)
+    # a second run changes nothing
+    from metacrm.runtime.demo_office import load_office_demo
+    assert load_office_demo(rt) == {}
+
+
+@pytest.fixture
+def office_demo(make_app, monkeypatch):
+    from werkzeug.security import generate_password_hash
+
+    from metacrm.runtime import accounts
+    from metacrm.runtime.demo import load_demo_data
+
+    monkeypatch.setattr(accounts, "generate_password_hash",
+                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
+    app = make_app()
+    rt = app.extensions[EXTENSION]
+    with rt.engine.begin() as conn:
+        install_seed(conn, "crm-default")
+        install_seed(conn, "office")
+    rt.invalidate()
+    return app, load_demo_data(rt, customers=12, seed=3)
