@@ -19,7 +19,7 @@ from .errors import BadRequest, Conflict, NotFound, ValidationFailed
 from .history import record_changes
 from .principal import Principal
 
-USER_FIELDS = ("display_name", "email", "language", "is_admin", "department_id", "manager_id")
+USER_FIELDS = ("display_name", "email", "phone", "language", "is_admin", "department_id", "manager_id")
 LANGUAGES = ("en", "zh")
 #: The system tables' integer columns are 32-bit: a larger id can't exist, a larger position can't be stored.
 INT32 = 2**31 - 1
@@ -230,8 +230,11 @@ def create_user_from(conn: sa.Connection, by: Principal, body: Mapping[str, Any]
     username = _text(body.get("username"), "username", 150)
     if not isinstance(body.get("password"), str):
         raise ValidationFailed("A password is required.", {"password": ["Required; a string."]})
+    phone = values.pop("phone", None)  # not a create_user() argument: set just after
     account = create_user(conn, username or "", body["password"],
                           display_name=values.pop("display_name", None), roles=tuple(roles), **values)
+    if phone is not None:
+        conn.execute(sa.update(systables.users).where(systables.users.c.id == account.id).values(phone=phone))
     audit(conn, by, "user.create", f"user:{account.id}", {"username": account.username, "roles": roles,
                                                            "is_admin": account.is_admin})
     return user_json(conn, account.id)

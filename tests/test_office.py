@@ -14,7 +14,7 @@ from metacrm.runtime.clock import utcnow
 from metacrm.runtime.metastore import install_seed, installed_templates
 from metacrm.runtime.web.context import EXTENSION
 
-from .support import add_user, bearer, error_of
+from .support import add_user, admin_bearer, bearer, error_of
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "office"
 
@@ -311,6 +311,11 @@ def test_the_address_book_groups_colleagues_by_department_and_searches(office):
     assert [(g["department"]["name"], [p["username"] for p in g["people"]]) for g in body["groups"]] == [
         ("总经理办公室", ["zheng.xin"])]
     assert client.get("/office/contacts?q=%25", headers=h["chen.jing"]).status_code == 200
+    # admins keep the phone numbers on the users (admin API)
+    r = client.patch(f"/api/v1/admin/users/{ids['chen.jing']}", headers=admin_bearer(app), json={"phone": "010-8888 6666"})
+    assert r.status_code == 200 and r.get_json()["phone"] == "010-8888 6666", r.get_json()
+    error_of(client.patch(f"/api/v1/admin/users/{ids['chen.jing']}", headers=admin_bearer(app), json={"phone": "1" * 51}), 422)
+    assert "010-8888 6666" in client.get("/office/contacts?q=8888", headers=h["liu.yang"]).get_data(as_text=True)
     nav = client.get("/", headers=h["chen.jing"]).get_data(as_text=True)
     for link in ("/office/calendar", "/office/contacts", "/office/announcements"):
         assert f'href="{link}"' in nav
@@ -420,7 +425,8 @@ def test_the_demo_fills_the_office_module_and_moves_requests_through_their_route
     assert [(i["entity"], i["step"]) for i in inbox["items"]] == [("office_approval", "department_head")]
     page = client.get("/").get_data(as_text=True)
     assert 'id="mc-team-activity"' in page and 'id="mc-approvals-waiting"' in page
-    for path in ("/office/calendar", "/office/contacts", "/office/announcements", "/r/task?view=assigned_by_me"):
+    for path in ("/office/calendar", "/office/contacts", "/office/announcements", "/r/task?view=assigned_by_me",
+                 "/r/task?view=board", "/r/office_approval/new?kind=leave"):
         assert client.get(path).status_code == 200, path
     assert "13901000004" in client.get("/office/contacts").get_data(as_text=True)
     # a second run changes nothing
