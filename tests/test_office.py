@@ -94,6 +94,12 @@ def test_the_office_template_validates_and_installs_over_the_default_crm(office)
     meta = client.get("/api/v1/meta/entities", headers=h["liu.yang"]).get_json()
     names = {e["name"] for e in (meta["items"] if isinstance(meta, dict) else meta)}
     assert {"schedule", "task", "work_log", "announcement", "office_approval", "checkin"} <= names
+    # the industry templates install over both (their roles layer over the office grants too)
+    with app.extensions[EXTENSION].engine.begin() as conn:
+        install_seed(conn, "education")
+    app.extensions[EXTENSION].invalidate()
+    r = client.get("/api/v1/records/office_approval", headers=h["liu.yang"])
+    assert r.status_code == 200 and client.get("/api/v1/records/trial_lesson", headers=h["liu.yang"]).status_code == 200
 
 
 # ------------------------------------------------------------------ approval routes
