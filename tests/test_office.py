@@ -394,7 +394,8 @@ def test_the_workbench_lists_exactly_my_scoped_to_dos(office, frozen):
     lead = client.get("/api/v1/office/workbench", headers=h["li.na"]).get_json()
     assert lead["todos"] == []
     assert [a["record_id"] for a in lead["approvals"]["items"]] == [leave["id"]]
-    assert [(f["owner__title"], f["content"]) for f in lead["team"]["items"]] == [("liu.yang", "电话沟通了报价")]
+    assert [(f["owner__title"], f["content"], f["subject__title"]) for f in lead["team"]["items"]] == [
+        ("liu.yang", "电话沟通了报价", "今日跟进科技有限公司")]
     # chen.jing sees her own follow-up due and her own customer returning, nothing of liu.yang's
     other = client.get("/api/v1/office/workbench", headers=h["chen.jing"]).get_json()
     assert {d["key"]: len(d["items"]) for d in other["todos"]} == {"followups_due": 1, "returning_to_pool": 1}

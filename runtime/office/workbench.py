@@ -138,9 +138,36 @@ def team_activity(conn: sa.Connection, catalog: Catalog, principal: Principal,
     follow-ups to read)."""
     if not principal.subordinate_ids or not _readable(catalog, principal, "followup"):
         return None
-    return list_records(conn, catalog, principal, "followup", ListRequest(
+    result = list_records(conn, catalog, principal, "followup", ListRequest(
         filters=[["owner", "in", sorted(principal.subordinate_ids)]], sort=[("created_at", "desc"), ("id", "desc")],
         page_size=SHOWN, expand=["owner"]), timezone)
+    reference_titles(conn, catalog, principal, result["items"], "subject", timezone)
+    return result
+
+
+def reference_titles(conn: sa.Connection, catalog: Catalog, principal: Principal, items: list[dict[str, Any]],
+                     name: str, timezone: str = "UTC") -> None:
+    """Set `<name>__title` on each item whose reference `name` points at a record the
+    principal may read (one scoped list query per target entity); others get none."""
+    wanted: dict[str, set[int]] = {}
+    for item in items:
+        ref = item.get(name)
+        if isinstance(ref, dict) and ref.get("entity") in catalog.entities and isinstance(ref.get("id"), int):
+            wanted.setdefault(ref["entity"], set()).add(ref["id"])
+    titles: dict[tuple[str, int], str] = {}
+    for entity, ids in wanted.items():
+        rt = catalog.get(entity)
+        title = rt.entity.title_field
+        if not _readable(catalog, principal, entity) or not title or \
+                title in access_for(catalog.mset, principal, rt.entity).unreadable:
+            continue
+        found = list_records(conn, catalog, principal, entity, ListRequest(
+            filters=[["id", "in", sorted(ids)]], page_size=len(ids)), timezone)
+        titles.update({(entity, r["id"]): str(r.get(title) or f"#{r['id']}") for r in found["items"]})
+    for item in items:
+        ref = item.get(name)
+        if isinstance(ref, dict):
+            item[f"{name}__title"] = titles.get((ref.get("entity"), ref.get("id")))
 
 
 def pending_approvals(conn: sa.Connection, catalog: Catalog, principal: Principal) -> dict[str, Any]:

@@ -122,7 +122,7 @@ TEXT: dict[str, tuple[str, str]] = {
     # office module and workbench
     "calendar": ("Calendar", "日程日历"),
     "address_book": ("Address book", "通讯录"),
-    "announcements": ("Announcements", "公告"),
+    "announcements": ("Notice board", "公告栏"),
     "today": ("Today", "今天"),
     "month": ("Month", "月"),
     "week": ("Week", "周"),
