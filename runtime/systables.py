@@ -343,3 +343,12 @@ announcement_reads = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), primary_key=True, index=True),
     sa.Column("read_at", TS, nullable=False),
 )
+
+# Schedule reminders sent (0005_office): one per schedule and start time, so the job run
+# every few minutes reminds once, and again after the schedule is moved.
+schedule_reminders = sa.Table(
+    "mc_schedule_reminders", metadata,
+    sa.Column("schedule_id", sa.Integer, primary_key=True),
+    sa.Column("starts_at", TS, primary_key=True),
+    sa.Column("sent_at", TS, nullable=False),
+)

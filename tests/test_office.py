@@ -457,3 +457,35 @@ def office_demo(make_app, monkeypatch):
         install_seed(conn, "office")
     rt.invalidate()
     return app, load_demo_data(rt, customers=12, seed=3)
+
+
+def test_schedule_reminders_go_to_the_owner_and_participants_once(office, frozen):
+    from metacrm.runtime.jobs import run_jobs
+
+    app, client, ids, h, _ = office
+    rt = app.extensions[EXTENSION]
+    now = dt.datetime(2026, 6, 15, 1, 0, tzinfo=dt.timezone.utc)
+    frozen(now)
+    soon = _create(client, h, "liu.yang", "schedule", {
+        "title": "客户会议", "start_at": (now + dt.timedelta(minutes=40)).isoformat(),
+        "end_at": (now + dt.timedelta(minutes=100)).isoformat(), "reminder_minutes": 30, "location": "A座",
+        "participants": [{"user": ids["chen.jing"]}]})
+    _create(client, h, "liu.yang", "schedule", {
+        "title": "下周的会", "start_at": (now + dt.timedelta(days=7)).isoformat(),
+        "end_at": (now + dt.timedelta(days=7, hours=1)).isoformat(), "reminder_minutes": 15})
+    assert run_jobs(rt, ["schedule_reminders"])["schedule_reminders"] == {"reminded": 0, "notified": 0}
+    frozen(now + dt.timedelta(minutes=11))  # 29 minutes before: inside the 30-minute window
+    assert run_jobs(rt, ["schedule_reminders"])["schedule_reminders"] == {"reminded": 1, "notified": 2}
+    assert run_jobs(rt, ["schedule_reminders"])["schedule_reminders"] == {"reminded": 0, "notified": 0}
+    with rt.engine.connect() as conn:
+        n = systables.notifications
+        rows = conn.execute(sa.select(n.c.user_id, n.c.title, n.c.link).where(n.c.kind == "schedule_reminder")).all()
+    assert sorted(r.user_id for r in rows) == sorted([ids["liu.yang"], ids["chen.jing"]])
+    assert rows[0].title["zh"] == "29 分钟后：客户会议 @ A座" and rows[0].link == f"/r/schedule/{soon['id']}"
+    # moved to later: reminded again for the new time, when that comes
+    r = client.patch(f"/api/v1/records/schedule/{soon['id']}", headers=h["liu.yang"], json={
+        "version": soon["version"], "start_at": (now + dt.timedelta(hours=3)).isoformat(),
+        "end_at": (now + dt.timedelta(hours=4)).isoformat()})
+    assert r.status_code == 200, r.get_json()
+    frozen(now + dt.timedelta(hours=2, minutes=40))
+    assert run_jobs(rt, ["schedule_reminders"])["schedule_reminders"] == {"reminded": 1, "notified": 2}

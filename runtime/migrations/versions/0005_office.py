@@ -1,5 +1,5 @@
-"""Office module: who has read which announcement, and a phone number on users for the
-address book.
+"""Office module: who has read which announcement, which schedule reminders went out,
+and a phone number on users for the address book.
 
 Revision ID: 0005_office
 Revises: 0004_workflow
@@ -26,9 +26,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("announcement_id", "user_id", name="pk_mc_announcement_reads"),
     )
     op.create_index("ix_mc_announcement_reads_user_id", "mc_announcement_reads", ["user_id"])
+    op.create_table(
+        "mc_schedule_reminders",
+        sa.Column("schedule_id", sa.Integer, nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("schedule_id", "starts_at", name="pk_mc_schedule_reminders"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("mc_schedule_reminders")
     op.drop_index("ix_mc_announcement_reads_user_id", "mc_announcement_reads")
     op.drop_table("mc_announcement_reads")
     with op.batch_alter_table("mc_users") as batch:
