@@ -84,16 +84,16 @@ def _list(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: s
 def todos(conn: sa.Connection, catalog: Catalog, principal: Principal, timezone: str = "UTC",
           now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The user's to-do lists that have something in them: `{key, label, entity, field,
-    items, total}` (and `due` per item for customers returning to the pool)."""
+    items, total}` (and `returns_at` per item for customers returning to the pool). A
+    list whose fields the user may not read (a role hiding `status`, say) is left out:
+    filtering on them would reveal their values."""
     from ..pool.upcoming import returning_soon
 
     m = moments(timezone, now)
     out = []
     for todo in TODOS:
-        if not _readable(catalog, principal, todo.entity, todo.field):
-            continue
         fields = [f[0] for f in todo.filters(m) if isinstance(f, list)]
-        if not all(catalog.get(todo.entity).entity.active_field(f) is not None for f in fields):
+        if not _readable(catalog, principal, todo.entity, todo.field, *fields):
             continue
         result = _list(conn, catalog, principal, todo.entity, [["owner", "=", "$me"], *todo.filters(m)],
                        todo.sort, timezone)
