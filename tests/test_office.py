@@ -350,6 +350,8 @@ def test_the_workbench_lists_exactly_my_scoped_to_dos(office, frozen):
     iso = lambda d: (now + d).isoformat()  # noqa: E731
     due = _create(client, h, "liu.yang", "customer", {"name": "今日跟进科技有限公司", "next_followup_at": iso(dt.timedelta(hours=2))})
     _create(client, h, "liu.yang", "customer", {"name": "下周跟进科技有限公司", "next_followup_at": iso(dt.timedelta(days=3))})
+    lead = _create(client, h, "liu.yang", "lead", {"name": "王先生", "company": "线索科技有限公司",
+                                                   "mobile": "13912345678", "next_followup_at": iso(dt.timedelta(hours=5))})
     theirs = _create(client, h, "chen.jing", "customer", {"name": "陈静的客户有限公司", "next_followup_at": iso(dt.timedelta(hours=1))})
     product = _create(client, h, "wang.jun", "product", {"name": "CRM licence", "code": "CRM", "price": "1000", "unit": "user"})
     contracts = {}
@@ -382,7 +384,7 @@ def test_the_workbench_lists_exactly_my_scoped_to_dos(office, frozen):
 
     board = client.get("/api/v1/office/workbench", headers=h["liu.yang"]).get_json()
     todos = {d["key"]: [i["id"] for i in d["items"]] for d in board["todos"]}
-    assert todos == {"followups_due": [due["id"]], "receivables_due": [overdue["id"]],
+    assert todos == {"followups_due_customer": [due["id"]], "followups_due_lead": [lead["id"]], "receivables_due": [overdue["id"]],
                      "contracts_expiring": [contracts["即将到期合同"]["id"]], "returning_to_pool": [going["id"]]}
     returning = next(d for d in board["todos"] if d["key"] == "returning_to_pool")["items"][0]
     assert returning["returns_at"].startswith("2026-06-20")  # 60 days for level B
@@ -398,7 +400,7 @@ def test_the_workbench_lists_exactly_my_scoped_to_dos(office, frozen):
         ("liu.yang", "电话沟通了报价", "今日跟进科技有限公司")]
     # chen.jing sees her own follow-up due and her own customer returning, nothing of liu.yang's
     other = client.get("/api/v1/office/workbench", headers=h["chen.jing"]).get_json()
-    assert {d["key"]: len(d["items"]) for d in other["todos"]} == {"followups_due": 1, "returning_to_pool": 1}
+    assert {d["key"]: len(d["items"]) for d in other["todos"]} == {"followups_due_customer": 1, "returning_to_pool": 1}
     assert other["todos"][0]["items"][0]["id"] == theirs["id"]
 
     page = client.get("/", headers=h["liu.yang"]).get_data(as_text=True)

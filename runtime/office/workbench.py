@@ -46,17 +46,36 @@ class Moments:
     day_end: dt.datetime    # tomorrow 00:00
 
 
+#: Follow-ups due: every owned entity with this field (but follow-ups themselves) gets a
+#: list of the user's records whose next follow-up falls today or earlier …
+FOLLOWUP_FIELD = "next_followup_at"
+#: … left out once the record is closed (only conditions on fields the entity has apply).
+STILL_OPEN: dict[str, list[Any]] = {
+    "lead": [["status", "in", ["new", "following"]]],
+    "opportunity": [["stage", "not in", ["won", "lost", "invalid"]]],
+}
+
 TODOS: tuple[Todo, ...] = (
-    Todo("followups_due", "customer", "next_followup_at", "todo_customer_followups",
-         lambda m: [["next_followup_at", "<", m.day_end.isoformat()]], ("next_followup_at", "asc")),
-    Todo("lead_followups_due", "lead", "next_followup_at", "todo_lead_followups",
-         lambda m: [["next_followup_at", "<", m.day_end.isoformat()], ["status", "in", ["new", "following"]]],
-         ("next_followup_at", "asc")),
     Todo("receivables_due", "receivable_plan", "plan_date", "todo_receivables_due",
          lambda m: [["plan_date", "<=", "$today"], ["status", "!=", "done"]], ("plan_date", "asc")),
     Todo("contracts_expiring", "contract", "end_date", "todo_contracts_expiring",
          lambda m: [["end_date", "=", "next_30_days"], ["approval_status", "=", "approved"]], ("end_date", "asc")),
 )
+
+
+def followup_todos(catalog: Catalog) -> list[Todo]:
+    """One "follow-ups due" list per entity that has a next follow-up date, in metadata
+    order (customers, leads, contacts, opportunities in the default CRM)."""
+    out = []
+    for rt in catalog.entities.values():
+        e = rt.entity
+        if e.archived or e.child_of or not e.ownership or e.name == "followup" or e.active_field(FOLLOWUP_FIELD) is None:
+            continue
+        extra = [c for c in STILL_OPEN.get(e.name, []) if e.active_field(c[0]) is not None]
+        out.append(Todo(f"followups_due_{e.name}", e.name, FOLLOWUP_FIELD, "todo_followups_due",
+                        lambda m, extra=extra: [[FOLLOWUP_FIELD, "<", m.day_end.isoformat()], *extra],
+                        (FOLLOWUP_FIELD, "asc")))
+    return out
 
 
 def moments(timezone: str, now: dt.datetime | None = None) -> Moments:
@@ -91,7 +110,7 @@ def todos(conn: sa.Connection, catalog: Catalog, principal: Principal, timezone:
 
     m = moments(timezone, now)
     out = []
-    for todo in TODOS:
+    for todo in [*followup_todos(catalog), *TODOS]:
         fields = [f[0] for f in todo.filters(m) if isinstance(f, list)]
         if not _readable(catalog, principal, todo.entity, todo.field, *fields):
             continue
