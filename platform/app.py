@@ -19,6 +19,7 @@ from metacrm.runtime.web.dedup_api import bp as dedup_bp
 from metacrm.runtime.web.context import EXTENSION
 from metacrm.runtime.web.errors import register_error_handlers
 from metacrm.runtime.web.files_api import bp as files_bp
+from metacrm.runtime.web.office_api import bp as office_api_bp
 from metacrm.runtime.web.pools import bp as pools_bp
 from metacrm.runtime.web.reports_api import bp as reports_api_bp
 from metacrm.runtime.web.dashboard import bp as dashboard_bp
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(files_bp)
     app.register_blueprint(reports_api_bp)
     init_designer(app)  # before init_pages: its /api/ blueprint is CSRF-exempt by prefix
+    app.register_blueprint(office_api_bp)
     init_pages(app)
     init_admin_pages(app)
     app.register_blueprint(dashboard_bp)

@@ -12,11 +12,13 @@ from flask import Flask
 
 from metacrm.runtime import accounts
 from metacrm.runtime.db import schema_transaction
-from metacrm.runtime.metastore import install_seed
+from metacrm.runtime.metastore import install_seeds
 from metacrm.runtime.migrate import upgrade_system_tables
 from metacrm.runtime.web.context import EXTENSION
 
 DEFAULT_TEMPLATE = "crm-default"
+#: Installed right after the default CRM (each requires the ones before it).
+DEFAULT_MODULES = ("office",)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def init_instance(app: Flask) -> InitResult:
             password = os.environ.get("METACRM_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             admin = accounts.create_user(conn, username, password, display_name="Administrator",
                                          is_admin=True, roles=("admin",))
-        plan = install_seed(conn, DEFAULT_TEMPLATE, by=admin.id)
+        added = install_seeds(conn, (DEFAULT_TEMPLATE, *DEFAULT_MODULES), by=admin.id)
     rt.invalidate()
     catalog = rt.catalog()
-    return InitResult(username, password, plan is not None, catalog.version)
+    return InitResult(username, password, DEFAULT_TEMPLATE in added, catalog.version)

@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
 
 from metacrm.runtime import accounts
-from metacrm.runtime.web import screen_inbox, screen_lists, screen_records, screens
+from metacrm.runtime.web import office_screens, screen_inbox, screen_lists, screen_records, screens
 from metacrm.runtime.web.context import current_principal, runtime
 from metacrm.runtime.web.screen_context import t, template_globals
 
@@ -83,7 +83,7 @@ def init_pages(app: Flask) -> None:
         if (blueprint.url_prefix or "").startswith("/api/"):
             csrf.exempt(blueprint)
     app.register_blueprint(bp)
-    for module in (screens, screen_lists, screen_records, screen_inbox):
+    for module in (screens, screen_lists, screen_records, screen_inbox, office_screens):
         app.register_blueprint(module.bp)
     app.context_processor(template_globals)
 

@@ -52,6 +52,8 @@ import sqlalchemy as sa
 from . import clock, systables
 from .accounts import create_user
 from .catalog import Catalog, Runtime
+from .demo_office import load_office_demo
+from .demo_targets import load_demo_targets
 from .errors import BadRequest
 from .principal import Principal
 from .records import create_record, update_record
@@ -1144,5 +1146,6 @@ def load_demo_data(rt: Runtime, *, customers: int = 300, seed: int = 7) -> dict[
             a = systables.audit_log
             conn.execute(a.update().where(a.c.action == MARKER_ACTION).values(
                 detail={"seed": seed, "customers": customers, "status": "done", "summary": summary}))
-    from .demo_targets import load_demo_targets; summary["sales_targets"] = load_demo_targets(rt)  # noqa: E702
+    summary["sales_targets"] = load_demo_targets(rt)
+    summary.update(load_office_demo(rt, seed=seed))
     return summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .catalog import Runtime
+from .office import reminders
 from .pool import recycle
 
 Job = Callable[[Runtime], dict[str, int]]
@@ -16,6 +17,7 @@ Job = Callable[[Runtime], dict[str, int]]
 #: name → job, in the order they run.
 JOBS: dict[str, Job] = {
     "pool_recycling": recycle.run,
+    "schedule_reminders": reminders.run,
 }
 
 

@@ -103,10 +103,12 @@ def check_package(package: Package) -> list[MetadataError]:
 
 
 def install_template(conn: sa.Connection, package: Package, by: int | None = None,
-                     upgrade: bool = False) -> Plan:
+                     upgrade: bool = False, publish_now: bool = True) -> Plan | None:
     """Validate the package merged with what is installed, store its layer, publish.
 
-    All in the caller's transaction: on any error nothing is stored or changed.
+    All in the caller's transaction: on any error nothing is stored or changed. With
+    `publish_now=False` the layer is stored and validated but not published (None): a
+    caller installing several templates publishes them once (`publish_pending`).
     """
     errors = check_package(package)
     if errors:
@@ -133,15 +135,30 @@ def install_template(conn: sa.Connection, package: Package, by: int | None = Non
         raise MetadataInvalid(errors)
     _save_layer(conn, name, "template", version, package.manifest.data,  # type: ignore[union-attr]
                 docs)
+    if not publish_now:
+        return None
     return publish(conn, merged, by=by, note=f"{'upgrade' if upgrade else 'install'} template {name} {version}")
 
 
-def install_seed(conn: sa.Connection, name: str, by: int | None = None) -> Plan | None:
+def install_seed(conn: sa.Connection, name: str, by: int | None = None, publish_now: bool = True) -> Plan | None:
     """Install a shipped template unless it is installed already (what `metacrm init` does)."""
     t = systables.layers
     if conn.execute(sa.select(t.c.id).where(t.c.name == name)).first() is not None:
         return None
-    return install_template(conn, load_seed_package(name), by=by)
+    return install_template(conn, load_seed_package(name), by=by, publish_now=publish_now)
+
+
+def install_seeds(conn: sa.Connection, names: Sequence[str], by: int | None = None) -> list[str]:
+    """Install the shipped templates not installed yet, in order (each may require the ones
+    before it), published together as one metadata version; the names installed."""
+    t = systables.layers
+    installed = set(conn.execute(sa.select(t.c.name)).scalars())
+    added = [name for name in names if name not in installed]
+    for name in added:
+        install_template(conn, load_seed_package(name), by=by, publish_now=False)
+    if added:
+        publish_pending(conn, by=by, note="install " + ", ".join(added))
+    return added
 
 
 def set_instance_layer(conn: sa.Connection, documents: Sequence[Document]) -> None:

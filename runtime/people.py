@@ -19,7 +19,7 @@ from .errors import BadRequest, Conflict, NotFound, ValidationFailed
 from .history import record_changes
 from .principal import Principal
 
-USER_FIELDS = ("display_name", "email", "language", "is_admin", "department_id", "manager_id")
+USER_FIELDS = ("display_name", "email", "phone", "language", "is_admin", "department_id", "manager_id")
 LANGUAGES = ("en", "zh")
 #: The system tables' integer columns are 32-bit: a larger id can't exist, a larger position can't be stored.
 INT32 = 2**31 - 1
@@ -185,7 +185,7 @@ def user_json(conn: sa.Connection, user_id: int) -> dict[str, Any]:
     roles = sorted(conn.execute(sa.select(systables.user_roles.c.role)
                                 .where(systables.user_roles.c.user_id == user_id)).scalars())
     return {"id": row.id, "username": row.username, "display_name": row.display_name, "email": row.email,
-            "language": row.language, "is_admin": row.is_admin, "active": row.active,
+            "phone": row.phone, "language": row.language, "is_admin": row.is_admin, "active": row.active,
             "department_id": row.department_id, "manager_id": row.manager_id, "roles": roles,
             "created_at": utc(row.created_at).isoformat(),
             "last_login_at": utc(row.last_login_at).isoformat() if row.last_login_at else None}
@@ -235,6 +235,8 @@ def _user_values(conn: sa.Connection, body: Mapping[str, Any], user_id: int | No
         if email is not None and "@" not in email:
             raise ValidationFailed("Not a valid email address.", {"email": ["Not a valid email address."]})
         values["email"] = email
+    if "phone" in body:
+        values["phone"] = _text(body["phone"], "phone", 50, required=False)
     if "language" in body:
         if body["language"] not in LANGUAGES:
             raise ValidationFailed("language is en or zh.", {"language": ["Must be one of: en, zh."]})
@@ -268,8 +270,11 @@ def create_user_from(conn: sa.Connection, by: Principal, body: Mapping[str, Any]
     username = _text(body.get("username"), "username", 150)
     if not isinstance(body.get("password"), str):
         raise ValidationFailed("A password is required.", {"password": ["Required; a string."]})
+    phone = values.pop("phone", None)  # not a create_user() argument: set just after
     account = create_user(conn, username or "", body["password"],
                           display_name=values.pop("display_name", None), roles=tuple(roles), **values)
+    if phone is not None:
+        conn.execute(sa.update(systables.users).where(systables.users.c.id == account.id).values(phone=phone))
     audit(conn, by, "user.create", f"user:{account.id}", {"username": account.username, "roles": roles,
                                                            "is_admin": account.is_admin})
     return user_json(conn, account.id)

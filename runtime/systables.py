@@ -40,6 +40,7 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(500), nullable=False),
     sa.Column("display_name", sa.String(200), nullable=False),
     sa.Column("email", sa.String(254)),
+    sa.Column("phone", sa.String(50)),  # 0005_office: shown in the address book
     sa.Column("language", sa.String(8), nullable=False, server_default="en"),
     sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
@@ -364,4 +365,21 @@ designer_drafts = sa.Table(
     sa.Column("updated_by", sa.Integer, sa.ForeignKey("mc_users.id")),
     sa.Column("updated_at", TS, nullable=False),
     sa.UniqueConstraint("kind", "entity", "name"),
+)
+
+# Announcements a user has opened (0005_office): unread = visible announcements without a row.
+announcement_reads = sa.Table(
+    "mc_announcement_reads", metadata,
+    sa.Column("announcement_id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("mc_users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    sa.Column("read_at", TS, nullable=False),
+)
+
+# Schedule reminders sent (0005_office): one per schedule and start time, so the job run
+# every few minutes reminds once, and again after the schedule is moved.
+schedule_reminders = sa.Table(
+    "mc_schedule_reminders", metadata,
+    sa.Column("schedule_id", sa.Integer, primary_key=True),
+    sa.Column("starts_at", TS, primary_key=True),
+    sa.Column("sent_at", TS, nullable=False),
 )

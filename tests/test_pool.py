@@ -519,7 +519,7 @@ def test_jobs_run_command(make_app, frozen, monkeypatch, db_url, tmp_path):
     monkeypatch.setenv("METACRM_INSTANCE", str(tmp_path / "instance"))
     result = CliRunner().invoke(main, ["jobs", "run"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert result.output == "pool_recycling: 1 moved, 0 reminded, 0 skipped\n"
+    assert "pool_recycling: 1 moved, 0 reminded, 0 skipped\n" in result.output  # (other jobs print a line too)
     result = CliRunner().invoke(main, ["jobs", "run", "--only", "nope"])
     assert result.exit_code == 1 and "Unknown job(s): nope" in result.output
 

@@ -80,9 +80,10 @@ def _deal_clause(rt: EntityRuntime, pool: Pool) -> sa.ColumnElement[bool]:
 
 
 def candidates(conn: sa.Connection, rt: EntityRuntime, pool: Pool, rule: Rule, owners: list[int],
-               now: dt.datetime, after_id: int, limit: int) -> list[Mapping[str, Any]]:
+               now: dt.datetime, after_id: int, limit: int, lock: bool = True) -> list[Mapping[str, Any]]:
     """Owned, unlocked records of the pool's members that could be due or in their reminder
-    window (a cheap, indexable bound: no record can be due before it existed that long)."""
+    window (a cheap, indexable bound: no record can be due before it existed that long).
+    `lock=False` for readers (the workbench) that move nothing."""
     t = rt.table
     bound = now - dt.timedelta(days=rule.shortest - (rule.remind_before or 0))
     where = [t.c.owner.in_(owners), t.c.id > after_id, t.c.created_at <= bound]
@@ -93,7 +94,7 @@ def candidates(conn: sa.Connection, rt: EntityRuntime, pool: Pool, rule: Rule, o
     if rule.when == "no_followup" and "last_followup_at" in t.c:
         where.append(sa.or_(t.c.last_followup_at.is_(None), t.c.last_followup_at <= bound))
     stmt = sa.select(t).where(*where).order_by(t.c.id).limit(limit)
-    if conn.dialect.name == "postgresql":
+    if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=t)
     return list(conn.execute(stmt).mappings().all())
 

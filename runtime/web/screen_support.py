@@ -66,12 +66,23 @@ SHELL_PAGES: tuple[ShellPage, ...] = (
     ShellPage("metacrm_admin_pages.audit", "admin_audit", "journal-text", "admin", admin_only=True),
     ShellPage("metacrm_designer.entities", "designer", "bezier2", "admin", admin_only=True),
     ShellPage("metacrm_dashboard.dashboard", "dashboard", "bar-chart-line", "dashboard"),
+    ShellPage("metacrm_office.calendar_page", "calendar", "calendar3", "office"),
+    ShellPage("metacrm_office.announcements_page", "announcements", "megaphone", "office",
+              badge="announcements_unread"),
+    ShellPage("metacrm_office.contacts_page", "address_book", "person-lines-fill", "office"),
 )
+
+
+def _announcements_unread(conn: Connection, principal: Principal) -> int:
+    from .office_screens import unread_announcements  # the office screens import this module
+    return unread_announcements(conn, principal)
+
 
 #: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
 #: per page request, with the shell's connection, for the signed-in user.
 SHELL_COUNTS: dict[str, Callable[[Connection, Principal], int]] = {
     "approvals": pending_count,  # 待我审批: also the top bar's approvals count
+    "announcements_unread": _announcements_unread,
 }
 
 

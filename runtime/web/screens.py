@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from .. import notifications, systables
 from ..access import access_for
 from ..errors import BadRequest
+from ..office.workbench import workbench as office_workbench
 from ..query import ListRequest, list_records
 from .context import runtime
 from .screen_context import LANGUAGES, init_screen_blueprint, screen_principal
@@ -24,32 +25,20 @@ bp = init_screen_blueprint(Blueprint("metacrm_screens", __name__, template_folde
                                      static_folder="static", static_url_path="/static/metacrm"))
 
 SEARCH_HITS = 5
-#: Workbench to-dos: records of the user's with a due date that has come (today or before).
-DUE_FIELDS = ("next_followup_at",)
 
 
 @bp.get("/")
 def workbench() -> Any:
+    """工作台: to-dos, my tasks, today's schedule, approvals waiting, team activity
+    (runtime/office/workbench.py reads them, within the user's data scope)."""
     principal = screen_principal()
     rt_ = runtime()
-    due: list[dict[str, Any]] = []
     with rt_.engine.connect() as conn:
         catalog = rt_.catalog(conn)
-        for entity in catalog.mset.active_entities:
-            access = access_for(catalog.mset, principal, entity)
-            if entity.child_of or not entity.ownership or not access.allows("read") or entity.name == "followup":
-                continue
-            for name in DUE_FIELDS:
-                f = entity.active_field(name)
-                if f is None or name in access.unreadable:
-                    continue
-                req = ListRequest(filters=[["owner", "=", "$me"], [name, "<=", "$today"]],
-                                  sort=[(name, "asc")], page_size=10)
-                result = list_records(conn, catalog, principal, entity.name, req, rt_.timezone)
-                if result["total"]:
-                    due.append({"entity": entity, "field": f, "result": result})
+        board = office_workbench(conn, catalog, principal, rt_.timezone)
+        entities = {name: e.entity for name, e in catalog.entities.items()}
         items = notifications.list_notifications(conn, principal.user_id, limit=10) if principal.user_id else []
-    return render_template("workbench.html", due=due, notifications=items)
+    return render_template("workbench.html", board=board, entities=entities, notifications=items)
 
 
 @bp.get("/search")
