@@ -17,7 +17,7 @@ from ..catalog import Catalog
 from ..principal import Principal
 from ..records import require_access
 from .keys import K
-from .normalise import EXACT_METHODS, similarity
+from .normalise import EXACT_METHODS, match_keys, normalise, similarity
 from .rules import Rule, rules_of
 
 #: Records sharing one key beyond this many are compared only among the first ones: a
@@ -36,6 +36,11 @@ def _edges(conn: sa.Connection, rule: Rule, field: str, method: str, threshold: 
         bucket = buckets.setdefault(key, {})
         if len(bucket) < MAX_BUCKET:
             bucket[rid] = norm
+    return _scored(buckets, method, threshold)
+
+
+def _scored(buckets: dict[str, dict[int, str]], method: str, threshold: float) -> dict[tuple[int, int], float]:
+    """Pairs sharing a bucket (a key) that score at least `threshold`."""
     edges: dict[tuple[int, int], float] = {}
     for bucket in buckets.values():
         for (a, na), (b, nb) in combinations(sorted(bucket.items()), 2):
@@ -48,7 +53,13 @@ def _edges(conn: sa.Connection, rule: Rule, field: str, method: str, threshold: 
 
 
 def _rule_edges(conn: sa.Connection, rule: Rule) -> dict[tuple[int, int], float]:
-    per = [_edges(conn, rule, c.field, c.method, c.threshold) for c in rule.conditions]
+    return _combine(rule, [_edges(conn, rule, c.field, c.method, c.threshold) for c in rule.conditions])
+
+
+def _combine(rule: Rule, per: list[dict[tuple[int, int], float]]) -> dict[tuple[int, int], float]:
+    """A rule's `match`: all (pairs every condition found, weakest score) or any (strongest)."""
+    if not per:
+        return {}
     if rule.match == "all":
         pairs = set.intersection(*(set(p) for p in per))
         return {p: min(e[p] for e in per) for p in pairs}
@@ -112,3 +123,24 @@ def duplicate_groups(conn: sa.Connection, catalog: Catalog, principal: Principal
             {"id": r[0], "title": None if r[1] is None else str(r[1]), "owner": r[2] if ent.ownership else None}
             for r in sorted(rows)]})
     return {"groups": groups[:limit], "total": len(groups)}
+
+
+def sample_groups(conn: sa.Connection, table: sa.Table, rule: Rule, sample: int) -> tuple[list[tuple[list[int], float]], int]:
+    """The groups an unpublished rule would find among the first `sample` records of
+    `table` (by id), with keys computed in memory: nothing is written to mc_dedup_keys,
+    so a designer can try a rule before publishing it. Returns (groups, records read).
+    Fields the table doesn't have yet (added in the same draft) read as empty."""
+    fields = sorted({c.field for c in rule.conditions if c.field in table.c})
+    rows = list(conn.execute(sa.select(table.c.id, *(table.c[f] for f in fields))
+                             .order_by(table.c.id).limit(sample)).mappings())
+    per = []
+    for c in rule.conditions:
+        buckets: dict[str, dict[int, str]] = {}
+        for row in rows:
+            norm = normalise(c.method, row.get(c.field))
+            for key in match_keys(c.method, norm):
+                bucket = buckets.setdefault(key, {})
+                if len(bucket) < MAX_BUCKET and norm is not None:
+                    bucket[row["id"]] = norm
+        per.append(_scored({k: b for k, b in buckets.items() if len(b) > 1}, c.method, c.threshold))
+    return _groups(_combine(rule, per)), len(rows)
