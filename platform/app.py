@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
+from metacrm.designer.web import init_designer
 from metacrm.runtime.catalog import Runtime
 from metacrm.runtime.db import make_engine
 from metacrm.runtime.web.api import bp as api_bp
@@ -44,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pools_bp)
     app.register_blueprint(admin_pools_bp)
     app.register_blueprint(pickers_bp)
+    init_designer(app)  # before init_pages: its /api/ blueprint is CSRF-exempt by prefix
     init_pages(app)
     register_error_handlers(app)
 

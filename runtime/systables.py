@@ -334,3 +334,17 @@ delegations = sa.Table(
     sa.Column("revoked_at", TS),
     sa.Index("ix_mc_delegations_from", "from_user", "ends_on"),
 )
+
+designer_drafts = sa.Table(
+    # The designer's staged instance layer: per document identity, the entries the
+    # instance layer will hold for it once the draft is published (designer/drafts.py).
+    "mc_designer_drafts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("entity", sa.String(63), nullable=False, server_default=""),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("entries", sa.JSON, nullable=False),
+    sa.Column("updated_by", sa.Integer, sa.ForeignKey("mc_users.id")),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("kind", "entity", "name"),
+)

@@ -56,7 +56,9 @@ class ShellPage:
 
 #: The shell's own pages, in sidebar order within their group. A page appears once its
 #: blueprint is mounted (its endpoint is registered), so a list entry never breaks url_for.
-SHELL_PAGES: tuple[ShellPage, ...] = ()
+SHELL_PAGES: tuple[ShellPage, ...] = (
+    ShellPage("metacrm_designer.entities", "designer", "bezier2", "admin", admin_only=True),
+)
 
 #: Counts shown as badges beside shell pages (ShellPage.badge names one): each is read once
 #: per page request, with the shell's connection, for the signed-in user.

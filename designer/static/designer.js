@@ -1,0 +1,106 @@
+/* metacrm designer: the draft bar and the helpers every designer page shares.
+   Pages are server-rendered; this file validates the draft, discards it, and gives the
+   page scripts `Designer.api` (JSON with the CSRF header) and `Designer.showErrors`
+   (an error next to the input whose data-pointer matches its JSON pointer). */
+(function () {
+  "use strict";
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+  async function api(method, url, body) {
+    const res = await fetch(url, {
+      method, credentials: "same-origin",
+      headers: Object.assign({"Accept": "application/json", "X-CSRFToken": csrf()},
+                             body !== undefined ? {"Content-Type": "application/json"} : {}),
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    let data = null;
+    try { data = await res.json(); } catch (e) { data = null; }
+    return {ok: res.ok, status: res.status, data};
+  }
+
+  function clearErrors(root) {
+    $$(".is-invalid", root).forEach((el) => el.classList.remove("is-invalid"));
+    $$(".dz-error", root).forEach((el) => el.remove());
+  }
+
+  /* Put each error under the input whose data-pointer is the longest prefix of the
+     error's path (so "/fields/3/options/1/value" lands on the options editor if there
+     is no input for that exact value); the rest go to the summary box. */
+  function showErrors(root, errors, summary) {
+    clearErrors(root);
+    const inputs = $$("[data-pointer]", root);
+    const rest = [];
+    (errors || []).forEach((err) => {
+      let best = null;
+      inputs.forEach((el) => {
+        const p = el.dataset.pointer;
+        if ((err.path === p || err.path.startsWith(p + "/")) && (!best || p.length > best.dataset.pointer.length)) best = el;
+      });
+      const msg = document.createElement("div");
+      msg.className = "dz-error invalid-feedback d-block";
+      msg.dataset.path = err.path;
+      msg.textContent = best ? err.message : `${err.source}: ${err.path}: ${err.message}`;
+      if (best) {
+        best.classList.add("is-invalid");
+        best.insertAdjacentElement("afterend", msg);
+      } else rest.push(msg);
+    });
+    if (summary) {
+      summary.replaceChildren(...rest);
+      summary.classList.toggle("d-none", !rest.length);
+    }
+  }
+
+  function errorsOf(data) {
+    const err = data && data.error;
+    if (!err) return [{source: "", path: "/", message: "?"}];
+    return err.errors || [{source: "", path: "/", message: err.message}];
+  }
+
+  function setCount(changes) {
+    const badge = $("#dz-draft-count");
+    if (!badge || !changes) return;
+    badge.dataset.count = changes.count;
+    const lang = document.body.dataset.lang;
+    const words = changes.count ? (lang === "zh" ? `${changes.count} 处更改` : `${changes.count} changes`)
+                                : (lang === "zh" ? "无更改" : "no changes");
+    badge.textContent = (lang === "zh" ? "草稿 — " : "Draft — ") + words;
+    badge.classList.toggle("text-bg-warning", !!changes.count);
+    badge.classList.toggle("text-bg-light", !changes.count);
+  }
+
+  const bar = $("#dz-bar");
+  if (bar) {
+    const out = $("#dz-bar-result");
+    $("#dz-validate").addEventListener("click", async () => {
+      const r = await api("POST", bar.dataset.validate);
+      out.classList.remove("d-none", "text-success", "text-danger");
+      if (r.ok && r.data.ok) {
+        out.classList.add("text-success");
+        out.textContent = bar.dataset.ok;
+      } else {
+        const errors = r.ok ? r.data.errors : errorsOf(r.data);
+        out.classList.add("text-danger");
+        out.replaceChildren(document.createTextNode(bar.dataset.bad.replace("{n}", errors.length)));
+        const list = document.createElement("ul");
+        list.className = "mb-0";
+        errors.slice(0, 20).forEach((e) => {
+          const li = document.createElement("li");
+          li.textContent = `${e.source}: ${e.path}: ${e.message}`;
+          list.appendChild(li);
+        });
+        out.appendChild(list);
+      }
+    });
+    const discard = $("#dz-discard");
+    if (discard) discard.addEventListener("click", async () => {
+      if (!confirm(bar.dataset.confirmDiscard)) return;
+      const r = await api("POST", bar.dataset.discard);
+      if (r.ok) location.reload();
+    });
+  }
+
+  window.Designer = {api, showErrors, clearErrors, errorsOf, setCount, $, $$};
+})();
