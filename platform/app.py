@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
+from metacrm.designer.editors import init_editors
 from metacrm.designer.web import init_designer
 from metacrm.runtime.catalog import Runtime
 from metacrm.runtime.db import make_engine
@@ -46,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_pools_bp)
     app.register_blueprint(pickers_bp)
     init_designer(app)  # before init_pages: its /api/ blueprint is CSRF-exempt by prefix
+    init_editors(app)  # views, dedup rules, workflows (before init_pages, for the same reason)
     init_pages(app)
     register_error_handlers(app)
 
