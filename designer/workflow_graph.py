@@ -153,14 +153,17 @@ def render_svg(workflow: Mapping[str, Any], lang: str = "en", selected: str | No
     for n in nodes:
         fill = "#e7f1ff" if n.initial else "#d1e7dd" if n.final else "#ffffff"
         stroke = "#dc3545" if not n.reachable else "#0d6efd" if n.name == selected else "#495057"
-        extra = (" 🔒" if n.locked else "")
+        lock = (f'<g transform="translate({n.x + NODE_W - 15},{n.y + 4})" class="mc-wf-lock"><title>locked</title>'
+                '<rect x="0" y="4" width="9" height="7" rx="1" fill="#6c757d"/>'
+                '<path d="M2,4 v-1.5 a2.5,2.5 0 0 1 5,0 v1.5" fill="none" stroke="#6c757d" stroke-width="1.3"/></g>'
+                if n.locked else "")
         rx = 22 if n.final else 8
         parts.append(f'<g class="mc-wf-state{" mc-selected" if n.name == selected else ""}" '
                      f'data-state="{escape(n.name)}" tabindex="0" style="cursor:pointer">'
                      f'<rect x="{n.x}" y="{n.y}" width="{NODE_W}" height="{NODE_H}" rx="{rx}" fill="{fill}" '
                      f'stroke="{stroke}" stroke-width="{2.5 if n.name == selected or not n.reachable else 1.4}"/>'
                      f'<text x="{n.x + NODE_W / 2:.0f}" y="{n.y + 19}" text-anchor="middle" font-size="13" '
-                     f'font-weight="600">{escape(n.label[:18])}{extra}</text>'
+                     f'font-weight="600">{escape(n.label[:18])}</text>{lock}'
                      f'<text x="{n.x + NODE_W / 2:.0f}" y="{n.y + 35}" text-anchor="middle" font-size="10" '
                      f'fill="#6c757d">{escape(n.name)}</text></g>')
     parts.append("</svg>")

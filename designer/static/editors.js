@@ -274,7 +274,12 @@
       showErrors([]);
       status("saved", "");
       const badge = $("#dz-draft-count");
-      if (badge) { badge.dataset.count = r.data.changes; badge.classList.add("text-bg-warning"); }
+      if (badge) {
+        badge.dataset.count = r.data.changes;
+        badge.textContent = $("#ed-status").dataset.changes.replace("{n}", r.data.changes);
+        badge.classList.toggle("text-bg-warning", r.data.changes > 0);
+        badge.classList.toggle("text-bg-light", !r.data.changes);
+      }
       return;
     }
     const err = (r.data && r.data.error) || {};
