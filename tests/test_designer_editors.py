@@ -113,6 +113,28 @@ def test_view_render_redraws_the_body_with_a_new_column(crm: Any) -> None:
     assert r.get_json()["errors"] == []
 
 
+def test_a_new_view_starts_from_the_title_field_and_is_listed_once_saved(crm: Any) -> None:
+    admin = crm["admin"]
+    r = admin.get("/designer/views/contract/big_deals?new=1")
+    assert r.status_code == 200 and b'data-path="/columns/0"' in r.data
+    doc = {"kind": "view", "entity": "contract", "name": "big_deals", "label": {"en": "Big deals", "zh": "大额合同"},
+           "type": "table", "columns": ["name", "amount", "customer"], "filters": [["amount", ">=", 500000]],
+           "sort": [["amount", "desc"]], "page_size": 20}
+    assert admin.put(f"{API}/view", json=doc).status_code == 200
+    listing = admin.get("/designer/views").data.decode()
+    assert 'href="/designer/views/contract/big_deals"' in listing and "Big deals" in listing
+    assert admin.get("/designer/views/contract/nothing").status_code == 404
+
+
+def test_the_pages_speak_chinese_to_a_chinese_admin(crm: Any, engine_of: Any) -> None:
+    with engine_of(crm["app"]).begin() as conn:
+        conn.execute(systables.users.update().where(systables.users.c.username == "admin").values(language="zh"))
+    html = crm["admin"].get("/designer/workflows/contract_approval").data.decode()
+    assert "流程设计" in html and "添加步骤" in html and "模拟" in html
+    html = crm["admin"].get("/designer/dedup/customer_by_name_or_phone").data.decode()
+    assert "测试此规则" in html and "公司名称" in html
+
+
 # ------------------------------------------------------------------ dedup rule designer
 
 def test_dedup_designer_saves_a_rule_with_a_cross_entity_check(crm: Any) -> None:
