@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 from flask import Blueprint, Flask, g, jsonify, render_template, request, url_for
 
+from metacrm.metadata.documents import MetadataError
 from metacrm.runtime.errors import BadRequest, NotFound, PermissionDenied
 from metacrm.runtime.principal import Principal
 from metacrm.runtime.web import ui_text
@@ -30,7 +31,8 @@ from metacrm.runtime.web.screen_context import init_screen_blueprint, language, 
 from . import drafts
 from .dedup_editor import dedup_context, new_rule
 from .dedup_trial import try_rule
-from .editor_support import check_document, draft_document, draft_set, error_dicts, save_document, source_of
+from .editor_support import (check_document, draft_document, draft_set, error_dicts, invalid, save_document,
+                             source_of)
 from .editor_text import EDITOR_TEXT, editor_text
 from .views_editor import new_view, view_context
 from .workflow_editor import active_users, editable, workflow_context
@@ -86,10 +88,6 @@ def _context(conn: Any, kind: str, doc: dict[str, Any], selected: str | None) ->
         extra = workflow_context(mset, doc, lang, selected)
         extra["users"] = active_users(conn)
     return {"kind": kind, "doc": doc, "source": source_of(doc), **extra}
-
-
-def _render_body(conn: Any, kind: str, doc: dict[str, Any], selected: str | None) -> str:
-    return render_template(_body_template(kind), **_context(conn, kind, doc, selected))
 
 
 # ------------------------------------------------------------------ pages
@@ -200,9 +198,15 @@ def render_view(kind: str) -> Any:
     doc = _document_of(body)
     selected = body.get("selected") if isinstance(body.get("selected"), str) else None
     with runtime().engine.connect() as conn:
-        context = _context(conn, _kind(kind), doc, selected)
-        errors = check_document(conn, context["doc"], kind)
-        html = render_template(_body_template(kind), **context)
+        errors = check_document(conn, doc, _kind(kind))
+        try:
+            context = _context(conn, kind, doc, selected)
+            html = render_template(_body_template(kind), **context)
+        except (TypeError, AttributeError, KeyError, ValueError):
+            # A document too malformed to draw (a list where an object belongs): its schema
+            # errors say what to fix; the page keeps the last body it could draw.
+            raise invalid(errors or [MetadataError(source_of(doc), "", "the document can't be edited in this form")]) \
+                from None
     return jsonify({"html": html, "document": context["doc"], "errors": error_dicts(errors)})
 
 

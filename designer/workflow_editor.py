@@ -91,8 +91,9 @@ def workflow_context(mset: MetadataSet, doc: Mapping[str, Any], lang: str, selec
     transitions = [t for t in doc.get("transitions") or () if isinstance(t, Mapping)]
     chains = doc.get("approvals") if isinstance(doc.get("approvals"), Mapping) else {}
     fields = list(entity.active_fields) if entity else []
-    if selected is None and states:
-        selected = f"state:{states[0].get('name')}"
+    known = {f"state:{s.get('name')}" for s in states} | {f"transition:{t.get('name')}" for t in transitions}
+    if selected not in known:  # nothing chosen yet, or the chosen one was renamed or removed
+        selected = f"state:{states[0].get('name')}" if states else None
     kind, _, name = (selected or "").partition(":")
     return {
         "entity": entity,

@@ -21,6 +21,8 @@ from markupsafe import Markup, escape
 NODE_W, NODE_H = 132, 44
 COL_GAP, ROW_GAP = 96, 40
 MARGIN = 24
+#: Room above the first row for back edges between states of that row.
+TOP = 64
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Node:
 
     @property
     def y(self) -> int:
-        return MARGIN + self.row * (NODE_H + ROW_GAP)
+        return TOP + self.row * (NODE_H + ROW_GAP)
 
 
 @dataclass(frozen=True)
@@ -104,22 +106,51 @@ def layout(workflow: Mapping[str, Any], lang: str = "en") -> tuple[list[Node], l
     return nodes, edges
 
 
-def _edge_path(a: Node, b: Node, fan: int) -> tuple[str, float, float]:
-    """An SVG path from a to b and where its label sits; `fan` separates parallel edges."""
-    if b.column > a.column:
+def _edge_path(a: Node, b: Node, fan: int) -> tuple[str, float, float, str]:
+    """An SVG path from a to b, where its label sits and how it is anchored; `fan`
+    separates parallel edges between the same two states."""
+    if b.column > a.column:  # forward: a straight line between the facing sides
         x1, y1 = a.x + NODE_W, a.y + NODE_H / 2 + fan * 8
         x2, y2 = b.x, b.y + NODE_H / 2 + fan * 8
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2 - 6
-        return f"M{x1:.0f},{y1:.0f} L{x2:.0f},{y2:.0f}", mx, my
+        return f"M{x1:.0f},{y1:.0f} L{x2:.0f},{y2:.0f}", (x1 + x2) / 2, (y1 + y2) / 2 - 6, "middle"
     if a.name == b.name:
         x, y = a.x + NODE_W * 0.7, a.y
-        return f"M{x:.0f},{y:.0f} c 20,-34 44,-10 20,6", x + 28, y - 22
-    # Back or same-column edges arc below the nodes, further for each parallel edge.
-    x1, y1 = a.x + NODE_W / 2 + 10, a.y + NODE_H
-    x2, y2 = b.x + NODE_W / 2 - 10, b.y + NODE_H
-    drop = 34 + 18 * fan + 10 * abs(a.column - b.column)
+        return f"M{x:.0f},{y:.0f} c 20,-34 44,-10 20,6", x + 28, y - 22, "middle"
+    if a.column == b.column:  # within a column: bulge out to the right, upward edges further
+        x = a.x + NODE_W
+        y1, y2 = a.y + NODE_H / 2 - 6, b.y + NODE_H / 2 + 6
+        bulge = (26 if b.row > a.row else 46) + 10 * abs(a.row - b.row) + 14 * fan
+        return (f"M{x:.0f},{y1:.0f} C{x + bulge:.0f},{y1:.0f} {x + bulge:.0f},{y2:.0f} {x:.0f},{y2:.0f}",
+                x + bulge * 0.75 + 3, (y1 + y2) / 2 + 4, "start")
+    drop = 34 + 18 * fan + 6 * abs(a.column - b.column)
+    if a.row == 0 and b.row == 0:  # back along the first row: arc above it, where nothing is drawn
+        x1, x2 = a.x + NODE_W / 2 + 10, b.x + NODE_W / 2 - 10
+        cy = min(a.y, b.y) - drop
+        return (f"M{x1:.0f},{a.y:.0f} C{x1:.0f},{cy:.0f} {x2:.0f},{cy:.0f} {x2:.0f},{b.y:.0f}",
+                (x1 + x2) / 2, cy + drop * 0.25 + 4, "middle")
+    if a.column - b.column == 1 and abs(a.row - b.row) <= 1:  # back to a neighbour: an S between the facing sides
+        x1, y1 = a.x, a.y + NODE_H / 2 + 8 + fan * 8
+        x2, y2 = b.x + NODE_W, b.y + NODE_H / 2 + 8 + fan * 8
+        # labelled near the source, where S-curves crossing each other are still apart
+        return (f"M{x1:.0f},{y1:.0f} C{x1 - 40:.0f},{y1:.0f} {x2 + 40:.0f},{y2:.0f} {x2:.0f},{y2:.0f}",
+                x1 - 6, y1 + (14 if y2 >= y1 else -5), "end")
+    # back further: from the left side down and round to the target's bottom
+    x1, y1 = a.x, a.y + NODE_H / 2 + fan * 6
+    x2, y2 = b.x + NODE_W / 2 + 14 * (fan + 1), b.y + NODE_H
     cy = max(y1, y2) + drop
-    return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{cy:.0f} {x2:.0f},{cy:.0f} {x2:.0f},{y2:.0f}", (x1 + x2) / 2, cy - drop * 0.25
+    return (f"M{x1:.0f},{y1:.0f} C{x1 - 30:.0f},{cy:.0f} {x2:.0f},{cy:.0f} {x2:.0f},{y2:.0f}",
+            (x1 + x2) / 2 - 8, cy - drop * 0.25, "middle")
+
+
+def _short(text: str, width: int = 16) -> str:
+    """Labels longer than a node is wide end in an ellipsis (a CJK character counts twice)."""
+    out, used = "", 0
+    for ch in text:
+        used += 2 if ord(ch) > 0x2E80 else 1
+        if used > width:
+            return out + "…"
+        out += ch
+    return out
 
 
 def render_svg(workflow: Mapping[str, Any], lang: str = "en", selected: str | None = None) -> Markup:
@@ -128,8 +159,8 @@ def render_svg(workflow: Mapping[str, Any], lang: str = "en", selected: str | No
     by_name = {n.name: n for n in nodes}
     columns = max((n.column for n in nodes), default=0) + 1
     rows = max((n.row for n in nodes), default=0) + 1
-    width = MARGIN * 2 + columns * NODE_W + (columns - 1) * COL_GAP
-    height = MARGIN * 2 + rows * NODE_H + (rows - 1) * ROW_GAP + 90
+    width = MARGIN * 2 + columns * NODE_W + (columns - 1) * COL_GAP + 110  # room for right-side arcs
+    height = TOP + MARGIN + rows * NODE_H + (rows - 1) * ROW_GAP + 90
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="mc-wf-graph" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}" role="img" aria-label="workflow graph">',
              '<defs><marker id="mc-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
@@ -142,13 +173,13 @@ def render_svg(workflow: Mapping[str, Any], lang: str = "en", selected: str | No
         pair = (e.source, e.target)
         fan = seen.get(pair, 0)
         seen[pair] = fan + 1
-        d, lx, ly = _edge_path(a, b, fan)
+        d, lx, ly, anchor = _edge_path(a, b, fan)
         attrs = f' data-transition="{escape(e.transition)}"' if e.transition else ' data-outcome="1"'
         active = " mc-selected" if e.transition and e.transition == selected else ""
         dash = ' stroke-dasharray="5 4"' if e.dashed else ""
         parts.append(f'<g class="mc-wf-edge{active}"{attrs}><path d="{d}" fill="none" stroke="#6c757d" '
                      f'stroke-width="1.6"{dash} marker-end="url(#mc-arrow)"/>'
-                     f'<text x="{lx:.0f}" y="{ly:.0f}" text-anchor="middle" font-size="11" fill="#343a40" '
+                     f'<text x="{lx:.0f}" y="{ly:.0f}" text-anchor="{anchor}" font-size="11" fill="#343a40" '
                      f'paint-order="stroke" stroke="#fff" stroke-width="3">{escape(e.label)}</text></g>')
     for n in nodes:
         fill = "#e7f1ff" if n.initial else "#d1e7dd" if n.final else "#ffffff"
@@ -163,7 +194,7 @@ def render_svg(workflow: Mapping[str, Any], lang: str = "en", selected: str | No
                      f'<rect x="{n.x}" y="{n.y}" width="{NODE_W}" height="{NODE_H}" rx="{rx}" fill="{fill}" '
                      f'stroke="{stroke}" stroke-width="{2.5 if n.name == selected or not n.reachable else 1.4}"/>'
                      f'<text x="{n.x + NODE_W / 2:.0f}" y="{n.y + 19}" text-anchor="middle" font-size="13" '
-                     f'font-weight="600">{escape(n.label[:18])}</text>{lock}'
+                     f'font-weight="600">{escape(_short(n.label))}</text>{lock}'
                      f'<text x="{n.x + NODE_W / 2:.0f}" y="{n.y + 35}" text-anchor="middle" font-size="10" '
                      f'fill="#6c757d">{escape(n.name)}</text></g>')
     parts.append("</svg>")

@@ -274,6 +274,26 @@ def test_layout_puts_the_initial_state_first_and_flags_unreachable_ones() -> Non
     assert svg.count('class="mc-wf-state') == 4 and 'class="mc-wf-edge mc-selected" data-transition="on"' in svg
 
 
+@pytest.mark.parametrize("kind, doc", [
+    ("workflow", {"kind": "workflow", "name": "contract_approval", "entity": "contract", "state_field": "approval_status",
+                  "states": "draft", "transitions": [["submit"]], "approvals": {"x": ["not", "a", "chain"]}}),
+    ("view", {"kind": "view", "entity": "customer", "name": "all", "columns": "name", "sort": 3, "label": 7}),
+    ("dedup", {"kind": "dedup", "name": "r", "entity": "customer", "conditions": {"field": "name"}, "also_check": [1]}),
+    ("view", {"kind": "dedup", "name": "r"}),
+])
+def test_nonsense_documents_get_errors_never_a_500(crm: Any, kind: str, doc: dict[str, Any]) -> None:
+    admin = crm["admin"]
+    for call in (lambda: admin.post(f"{API}/{kind}/render", json={"document": doc}),
+                 lambda: admin.post(f"{API}/{kind}/check", json=doc), lambda: admin.put(f"{API}/{kind}", json=doc)):
+        r = call()
+        assert r.status_code in (200, 422), r.get_data(as_text=True)
+        body = r.get_json()
+        errors = body["errors"] if r.status_code == 200 else body["error"]["errors"]
+        assert errors, body
+    assert admin.post(f"{API}/workflow/simulate", json={"document": "x"}).status_code == 400
+    assert admin.post(f"{API}/nothing/check", json={}).status_code == 404
+
+
 # ------------------------------------------------------------------ admins only
 
 def test_editors_are_for_admins_only(crm: Any) -> None:
