@@ -20,7 +20,7 @@ from metacrm.runtime.publish import PublishRefused
 from metacrm.runtime.web.api import optional_json_body, request_json
 from metacrm.runtime.web.context import require_principal, runtime
 
-from . import drafts
+from . import archiving, drafts, expressions
 
 bp = Blueprint("metacrm_designer_api", __name__, url_prefix="/api/v1/designer")
 
@@ -155,3 +155,54 @@ def discard() -> Any:
     with runtime().engine.begin() as conn:
         drafts.discard_draft(conn)
         return jsonify(_summary(conn))
+
+
+def _entity_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The entity document a live check runs against: the one sent (unsaved edits) or,
+    given a name, the draft's."""
+    doc = body.get("document")
+    if doc is None and isinstance(body.get("entity"), str):
+        with runtime().engine.connect() as conn:
+            doc = drafts.get_document(conn, "entity", body["entity"])
+        if doc is None:
+            raise NotFound(f"The draft has no entity '{body['entity']}'.")
+    if not (isinstance(doc, dict) and isinstance(doc.get("name"), str) and isinstance(doc.get("fields"), list)
+            and all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in doc["fields"])):
+        raise BadRequest("Send 'entity' (a name) or 'document' (an entity document with named fields).")
+    return doc
+
+
+@bp.post("/expression")
+def check_expression() -> Any:
+    """Live check of one expression against an entity's fields: the problems and the
+    names (fields, system fields, child-table fields) it may use."""
+    body = request_json()
+    if not isinstance(body, dict) or not isinstance(body.get("expression"), str):
+        raise BadRequest("Send {'expression': '...', 'entity': name} or {'expression', 'document'}.")
+    doc = _entity_body(body)
+    with runtime().engine.connect() as conn:
+        return jsonify(expressions.check(conn, doc, body["expression"], body.get("field")))
+
+
+@bp.post("/archive-field")
+def archive_field() -> Any:
+    """`{"document", "field", "confirm"}`: without confirm, who uses the field; with it,
+    the field archived and the droppable uses removed (422 with the rest)."""
+    by = require_admin()
+    body = request_json()
+    if not isinstance(body, dict) or not isinstance(body.get("field"), str):
+        raise BadRequest("Send {'document': entity document, 'field': name, 'confirm': bool}.")
+    doc = _entity_body(body)
+    with runtime().engine.begin() as conn:
+        try:
+            if not body.get("confirm"):
+                refs = archiving.field_impact(conn, doc, body["field"])
+                return jsonify({"references": [r.to_dict() for r in refs], "archived": False})
+            dropped, errors = archiving.archive_field(conn, doc, body["field"], by.user_id)
+        except KeyError:
+            raise NotFound(f"Entity '{doc['name']}' has no field '{body['field']}'.") from None
+        if errors:
+            raise invalid(errors)
+        return jsonify({"references": [r.to_dict() for r in dropped], "archived": True,
+                        "document": drafts.get_document(conn, "entity", doc["name"]),
+                        "changes": _summary(conn)})

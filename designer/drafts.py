@@ -220,6 +220,12 @@ def remove_document(conn: sa.Connection, kind: str, name: str, by: int | None) -
     return stage(conn, {ident: None}, by)
 
 
+def has_staged(conn: sa.Connection) -> bool:
+    """Whether anything is staged (a staged change may still equal the published metadata)."""
+    t = systables.designer_drafts
+    return conn.execute(sa.select(t.c.id).limit(1)).first() is not None
+
+
 def discard_draft(conn: sa.Connection) -> None:
     """Forget every staged change: the draft is the live instance layer again."""
     conn.execute(systables.designer_drafts.delete())

@@ -38,7 +38,7 @@ def _admins_only() -> None:
         g.designer_changes = drafts.draft_changes(conn)
 
 
-@bp.app_context_processor
+@bp.context_processor
 def _bar() -> dict[str, Any]:
     """The draft bar's numbers, read once per designer page (empty elsewhere)."""
     return {"draft_changes": g.get("designer_changes", []), "designer_endpoints": current_app.view_functions}
@@ -52,6 +52,6 @@ def index() -> Response:
 def init_designer(app: Flask) -> None:
     """Mount the designer (call before `init_pages`, so its API is CSRF-exempt by prefix)."""
     ui_text.TEXT.update(DESIGNER_TEXT)
-    from . import pages_entities, pages_publish  # noqa: F401 - routes on bp
+    from . import pages_entities, pages_forms, pages_history, pages_publish, pages_templates  # noqa: F401 - routes on bp
     app.register_blueprint(api_bp)
     app.register_blueprint(bp)
