@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from flask import Blueprint, Flask, g, jsonify, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request, url_for
 
 from metacrm.metadata.documents import MetadataError
 from metacrm.runtime.errors import BadRequest, NotFound, PermissionDenied
@@ -58,6 +58,12 @@ def _draft_bar() -> None:
         return
     with runtime().engine.connect() as conn:
         g.designer_changes = drafts.draft_changes(conn)
+
+
+@pages.context_processor
+def _bar() -> dict[str, Any]:
+    """What the core designer's base template reads for its bar and navigation."""
+    return {"draft_changes": g.get("designer_changes", []), "designer_endpoints": current_app.view_functions}
 
 
 def _admin(principal: Principal) -> Principal:

@@ -81,6 +81,8 @@ def test_view_designer_saves_columns_filters_kanban_and_roles(crm: Any) -> None:
     saved = _draft(crm["app"], "view", "opportunity/pipeline")
     assert saved["columns"] == ["amount", "name", "stage"] and saved["group_by"] == "stage"
     assert saved["roles"] == ["sales_manager"] and saved["filters"][0] == ["amount", ">=", 1000]
+    bar = admin.get("/designer/views/opportunity/pipeline").data.decode()
+    assert 'id="dz-draft-count" data-count="1"' in bar and "1 changes" in bar  # the core's draft bar
 
 
 def test_view_designer_refuses_an_unknown_column_at_its_pointer(crm: Any) -> None:
