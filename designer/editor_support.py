@@ -59,6 +59,33 @@ def with_document(docs: Sequence[Document], data: Mapping[str, Any]) -> list[Doc
     return out + [Document(source_of(data), dict(data))]
 
 
+def _repeats(items: Any, key: Any, path: str, what: str) -> list[tuple[str, str]]:
+    seen: set[Any] = set()
+    out = []
+    for i, item in enumerate(items if isinstance(items, list) else ()):
+        try:
+            k = key(item)
+        except (TypeError, KeyError, IndexError):
+            continue
+        if k in seen:
+            out.append((f"{path}/{i}", f"{what} {k!r} is listed twice"))
+        seen.add(k)
+    return out
+
+
+def editor_problems(data: Mapping[str, Any]) -> list[MetadataError]:
+    """What the schema allows but a designer shouldn't save: a column shown twice, the
+    same condition twice in a dedup rule."""
+    kind = data.get("kind")
+    found: list[tuple[str, str]] = []
+    if kind == "view":
+        found += _repeats(data.get("columns"), lambda c: c if isinstance(c, str) else None, "/columns", "column")
+        found += _repeats(data.get("sort"), lambda s: s[0], "/sort", "sort field")
+    elif kind == "dedup":
+        found += _repeats(data.get("conditions"), lambda c: (c["field"], c["method"]), "/conditions", "condition")
+    return [MetadataError(source_of(data), path, message) for path, message in found]
+
+
 def check_document(conn: sa.Connection, data: Any, kind: str) -> list[MetadataError]:
     """Every problem of `data` against the merged draft (nothing is stored): its own errors
     first, then those it causes in other documents (a removed state an action names …)."""
@@ -71,7 +98,7 @@ def check_document(conn: sa.Connection, data: Any, kind: str) -> list[MetadataEr
     old = {(e.source, e.path, e.message) for e in validate_documents(before)}
     errors = [e for e in validate_documents(with_document(before, data))
               if e.source == own or (e.source, e.path, e.message) not in old]
-    return sorted(errors, key=lambda e: e.source != own)
+    return sorted(editor_problems(data) + errors, key=lambda e: e.source != own)
 
 
 def draft_set(conn: sa.Connection, data: Mapping[str, Any] | None = None) -> MetadataSet:
@@ -93,7 +120,7 @@ def save_document(conn: sa.Connection, data: Any, kind: str, by: int | None) -> 
         raise BadRequest(f"Expected the {kind} document as a JSON object.")
     if data.get("kind") != kind:
         raise invalid([MetadataError(source_of(data), "/kind", f"must be {kind!r}")])
-    errors = drafts.put_document(conn, data, by)
+    errors = editor_problems(data) or drafts.put_document(conn, data, by)
     if errors:
         raise invalid(list(errors))
 

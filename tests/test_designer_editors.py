@@ -96,6 +96,13 @@ def test_view_designer_refuses_an_unknown_column_at_its_pointer(crm: Any) -> Non
     assert _draft(crm["app"], "view", "customer/all") == before  # nothing stored
 
 
+def test_view_designer_refuses_a_column_shown_twice(crm: Any) -> None:
+    doc = _draft(crm["app"], "view", "customer/all")
+    doc["columns"] = ["name", "phone", "name"]
+    errors = _errors(crm["admin"].put(f"{API}/view", json=doc))
+    assert [e["path"] for e in errors] == ["/columns/2"] and "twice" in errors[0]["message"], errors
+
+
 def test_view_designer_refuses_grouping_a_kanban_by_a_text_field(crm: Any) -> None:
     doc = _draft(crm["app"], "view", "opportunity/pipeline")
     doc["group_by"] = "name"
