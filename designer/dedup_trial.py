@@ -25,27 +25,43 @@ MAX_GROUPS = 50
 
 def try_rule(conn: sa.Connection, published: Catalog, rule: Mapping[str, Any],
              sample: int = SAMPLE) -> dict[str, Any]:
-    """{"groups": [{"score", "records": [{"id", "title"}]}], "sampled", "total_records", "sample"}."""
+    """{"groups": [{"score", "records": [{"entity", "id", "title", "values"}]}], "total_groups",
+    "sampled", "total_records", "sample", "unpublished_fields"} — `sampled` and
+    `total_records` count the rule's own entity; `also_checked` the others read."""
     spec = rule_from_spec(rule)
-    rt = published.entities.get(spec.entity)
-    if rt is None or rt.entity.archived:
+    own = published.entities.get(spec.entity)
+    if own is None or own.entity.archived:
         raise BadRequest(f"'{spec.entity}' is not published yet: publish it before testing rules on its data.",
                          {"entity": ["Not published yet."]})
-    table, entity = rt.table, rt.entity
-    groups, read = sample_groups(conn, table, spec, sample)
-    total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-    title = table.c[entity.title_field] if entity.title_field and entity.title_field in table.c else table.c.id
-    shown_fields = [c.field for c in spec.conditions if c.field in table.c]
-    ids = sorted({i for g, _ in groups[:MAX_GROUPS] for i in g})
-    rows = {r.id: r for r in conn.execute(sa.select(table.c.id, title.label("title"),
-                                                    *(table.c[f] for f in shown_fields))
-                                          .where(table.c.id.in_(ids)))} if ids else {}
+    tables = {name: rt.table for name, rt in published.entities.items()
+              if not rt.entity.archived and (name == spec.entity or any(o.entity == name for o in spec.also_check))}
+    groups, read = sample_groups(conn, tables, spec, sample)
+    shown = groups[:MAX_GROUPS]
+    fields = {spec.entity: [c.field for c in spec.conditions]}
+    for other in spec.also_check:
+        fields[other.entity] = [other.fields[c.field] for c in spec.conditions if c.field in other.fields]
+    rows: dict[tuple[str, int], Any] = {}
+    for entity in {e for members, _ in shown for e, _ in members}:
+        rt = published.entities[entity]
+        t, title_field = rt.table, rt.entity.title_field
+        title = t.c[title_field] if title_field and title_field in t.c else t.c.id
+        cols = [f for f in fields.get(entity, []) if f in t.c]
+        ids = sorted({i for members, _ in shown for e, i in members if e == entity})
+        for r in conn.execute(sa.select(t.c.id, title.label("title"), *(t.c[f] for f in cols)).where(t.c.id.in_(ids))):
+            rows[(entity, r.id)] = (r, cols)
     out = []
-    for members, score in groups[:MAX_GROUPS]:
-        out.append({"score": score, "records": [
-            {"id": i, "title": None if rows[i].title is None else str(rows[i].title),
-             "values": {f: None if getattr(rows[i], f) is None else str(getattr(rows[i], f)) for f in shown_fields}}
-            for i in members if i in rows]})
+    for members, score in shown:
+        records = []
+        for entity, i in members:
+            if (entity, i) not in rows:
+                continue
+            r, cols = rows[(entity, i)]
+            records.append({"entity": entity, "id": i, "title": None if r.title is None else str(r.title),
+                            "values": {f: None if getattr(r, f) is None else str(getattr(r, f)) for f in cols}})
+        out.append({"score": score, "records": records})
+    table = own.table
+    total = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
     missing = sorted({c.field for c in spec.conditions} - set(table.c.keys()))
-    return {"entity": spec.entity, "groups": out, "total_groups": len(groups), "sampled": read,
+    return {"entity": spec.entity, "groups": out, "total_groups": len(groups), "sampled": read.get(spec.entity, 0),
+            "also_checked": {e: n for e, n in read.items() if e != spec.entity},
             "total_records": total, "sample": sample, "unpublished_fields": missing}

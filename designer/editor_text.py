@@ -90,10 +90,9 @@ EDITOR_TEXT: dict[str, tuple[str, str]] = {
     "ed_on_import": ("Import", "导入"),
     "ed_test_rule": ("Test this rule", "测试此规则"),
     "ed_test_rule_help": ("Runs the rule as edited (unsaved changes included) over a sample of the live "
-                          "records, with keys computed in memory: nothing is written. Cross-entity checks apply to new "
-                          "records and are not part of the test.",
-                          "按当前编辑的规则（含未保存的修改）在现有数据的样本上运行，匹配键在内存中计算，不写入任何数据。"
-                          "跨实体查重只作用于新记录，不在测试范围内。"),
+                          "records (and of the entities it also checks), with keys computed in memory: nothing is written.",
+                          "按当前编辑的规则（含未保存的修改）在现有数据（及跨实体查重的实体）的样本上运行，"
+                          "匹配键在内存中计算，不写入任何数据。"),
     "ed_run_test": ("Run test", "运行测试"),
     "ed_test_summary": ("{groups} group(s) of duplicates among the first {sampled} of {total} records.",
                         "在 {total} 条记录的前 {sampled} 条中发现 {groups} 组重复。"),

@@ -184,9 +184,27 @@ def test_dedup_rule_test_finds_the_known_pair_without_writing_keys(crm: Any) -> 
     body = r.get_json()
     pair = sorted(crm["customers"][:2])
     assert [sorted(x["id"] for x in g["records"]) for g in body["groups"]] == [pair], body
+    assert {x["entity"] for g in body["groups"] for x in g["records"]} == {"customer"}
     assert body["sampled"] == 3 and body["total_records"] == 3
     assert count() == keys_before
     assert _draft(app, "dedup", "customer_by_brand") is None  # trying is not saving
+
+
+def test_dedup_rule_test_finds_a_lead_through_also_check(crm: Any) -> None:
+    app = crm["app"]
+    rt = app.extensions[EXTENSION]
+    with rt.engine.begin() as conn:
+        leads = rt.catalog(conn).entities["lead"].table
+        lead = conn.execute(leads.insert().values(
+            name="王先生", company="北京星河数据有限公司", status="new", owner=crm["ids"]["liu.yang"], version=1,
+            created_at=utcnow(), updated_at=utcnow()).returning(leads.c.id)).scalar_one()
+    rule = {"kind": "dedup", "name": "customer_vs_leads", "entity": "customer", "action": "warn",
+            "conditions": [{"field": "name", "method": "company_name"}],
+            "also_check": [{"entity": "lead", "fields": {"name": "company"}}]}
+    body = crm["admin"].post(f"{API}/dedup/test", json={"document": rule}).get_json()
+    found = [sorted((r["entity"], r["id"]) for r in g["records"]) for g in body["groups"]]
+    assert sorted([("customer", crm["customers"][2]), ("lead", lead)]) in found, body
+    assert body["also_checked"] == {"lead": 1}
 
 
 def test_dedup_rule_test_refuses_an_invalid_rule(crm: Any) -> None:

@@ -314,10 +314,12 @@
       li.append(`${Math.round(g.score * 100)}% `);
       g.records.forEach((rec, i) => {
         const a = document.createElement("a");
-        a.href = `/r/${d.entity}/${rec.id}`;
+        a.href = `/r/${rec.entity}/${rec.id}`;
+        a.dataset.entity = rec.entity;
         a.target = "_blank";
         a.dataset.id = rec.id;
-        a.textContent = `${rec.title ?? "#" + rec.id} (${Object.values(rec.values).filter((v) => v).join(", ")})`;
+        const where = rec.entity === d.entity ? "" : `${rec.entity}: `;
+        a.textContent = `${where}${rec.title ?? "#" + rec.id} (${Object.values(rec.values).filter((v) => v).join(", ")})`;
         li.append(...(i ? [" · ", a] : [a]));
       });
       list.append(li);
