@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 
-from metacrm.metadata.documents import Document, MetadataError, MetadataInvalid
+from metacrm.metadata.documents import Document, MetadataError
 from metacrm.metadata.fieldtypes import KIND_KEYS
 from metacrm.metadata.layers import identity, merge_layers
 from metacrm.metadata.validation import validate_documents
@@ -175,14 +175,16 @@ def stage(conn: sa.Connection, changes: dict[Ident, dict[str, Any] | None], by: 
     field this change archives) — and stores nothing if there are any."""
     base = _template_base(conn)
     staged = _staged(conn)
-    before = merged_draft(conn)
     for ident, target in changes.items():
         staged[ident] = overlay_entries(base.get(ident), target)
     after = _merge_with(conn, _compose(instance_documents(conn), staged))
-    touched = {"/".join(str(p) for p in ident) for ident in changes}
-    old_errors = {(e.source, e.path, e.message) for e in validate_documents(before)}
-    errors = [e for e in validate_documents(after)
-              if e.source in touched or (e.source, e.path, e.message) not in old_errors]
+    errors = validate_documents(after)
+    if errors:
+        # Only errors this change brings in count (validating the draft as it was costs
+        # a second pass, so it is paid only when there is something to sort out).
+        touched = {"/".join(str(p) for p in ident) for ident in changes}
+        old_errors = {(e.source, e.path, e.message) for e in validate_documents(merged_draft(conn))}
+        errors = [e for e in errors if e.source in touched or (e.source, e.path, e.message) not in old_errors]
     if errors:
         return errors
     live = {_ident(d.data): [] for d in instance_documents(conn)}
@@ -279,11 +281,7 @@ def publish_draft(conn: sa.Connection, by: int | None, note: str | None = None) 
     plan has problems; run it in a `db.schema_transaction(engine)` so a refusal changes
     nothing."""
     layer = draft_documents(conn)
-    merged = _merge_with(conn, layer)
-    errors = validate_documents(merged)
-    if errors:
-        raise MetadataInvalid(errors)
-    set_instance_layer(conn, layer)
-    plan = publish(conn, merged, by=by, note=note)
+    set_instance_layer(conn, layer)  # validates the merged result (MetadataInvalid)
+    plan = publish(conn, _merge_with(conn, layer), by=by, note=note)
     discard_draft(conn)
     return plan

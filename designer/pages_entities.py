@@ -16,6 +16,7 @@ from metacrm.runtime.web.screen_context import language, t
 
 from . import drafts
 from .api import require_admin
+from .text import TYPE_LABELS
 from .web import bp
 
 #: Business field types offered in the palette, grouped as a person thinks of them.
@@ -115,6 +116,7 @@ def entity(name: str) -> Any:
              "published_fields": [f.get("name") for f in live.get("fields") or []],
              "palette": [{"group": g, "types": list(types)} for g, types in PALETTE],
              "result_types": list(FORMULA_RESULT_TYPES), "lang": lang,
+             "type_labels": {k: v[1 if lang == "zh" else 0] for k, v in TYPE_LABELS.items()},
              "text": {k: t(k) for k in EDITOR_TEXT},
              "urls": {"save": url_for("metacrm_designer_api.put_document", kind="entity", name=name),
                       "expression": url_for("metacrm_designer_api.check_expression"),

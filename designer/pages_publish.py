@@ -43,15 +43,14 @@ def archive_impacts(previous: list[dict[str, Any]], merged: list[dict[str, Any]]
 
 def publish_context(conn: Any) -> dict[str, Any]:
     """Everything the publish page shows, read in one connection."""
-    errors = drafts.validate_draft(conn)
+    errors: list[Any] = []
     plan = None
     problems: list[str] = []
-    if not errors:
-        try:
-            plan = drafts.plan_draft(conn)
-            problems = plan.problems
-        except MetadataInvalid as exc:
-            errors = exc.errors
+    try:
+        plan = drafts.plan_draft(conn)  # validates the whole draft first
+        problems = plan.problems
+    except MetadataInvalid as exc:
+        errors = exc.errors
     _, previous = published_version(conn)
     merged = [d.data for d in drafts.merged_draft(conn)]
     return {"errors": errors, "plan": plan, "problems": problems,

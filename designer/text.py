@@ -119,3 +119,16 @@ DESIGNER_TEXT: dict[str, tuple[str, str]] = {
     "template_needs_empty_draft": ("Publish or discard the draft before installing a template.",
                                    "安装模板前请先发布或放弃草稿。"),
 }
+
+#: Field types as the palette names them (the code is shown beside).
+TYPE_LABELS: dict[str, tuple[str, str]] = {
+    "text": ("Text", "单行文本"), "textarea": ("Long text", "多行文本"), "richtext": ("Rich text", "富文本"),
+    "email": ("Email", "邮箱"), "phone": ("Phone", "电话"), "url": ("Web address", "网址"),
+    "integer": ("Whole number", "整数"), "decimal": ("Decimal", "小数"), "currency": ("Money", "金额"),
+    "percent": ("Percent", "百分比"), "select": ("Choice", "单选"), "multiselect": ("Multiple choice", "多选"),
+    "boolean": ("Yes / no", "是/否"), "date": ("Date", "日期"), "datetime": ("Date and time", "日期时间"),
+    "lookup": ("Lookup", "关联"), "reference": ("Link to any", "多实体关联"), "user": ("User", "人员"),
+    "department": ("Department", "部门"), "table": ("Child table", "明细表"), "formula": ("Formula", "公式"),
+    "autonumber": ("Auto number", "自动编号"), "file": ("File", "附件"), "image": ("Image", "图片"),
+    "location": ("Location", "定位"),
+}

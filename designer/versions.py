@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from metacrm.metadata.documents import MetadataInvalid
 from metacrm.runtime import systables
 from metacrm.runtime.errors import Conflict, NotFound
 from metacrm.runtime.publish import Plan
@@ -116,5 +117,5 @@ def rollback(conn: sa.Connection, version: int, by: int | None) -> Plan:
     errors = drafts.stage(conn, changes, by)
     if errors:
         drafts.discard_draft(conn)
-        raise drafts.MetadataInvalid(errors)
+        raise MetadataInvalid(errors)
     return drafts.publish_draft(conn, by, f"rollback to version {version}")

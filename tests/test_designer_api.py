@@ -233,3 +233,20 @@ def test_draft_follows_the_live_instance_layer_for_untouched_documents(app: Any,
     assert admin.post(f"{API}/publish", json={}).status_code == 200
     with engine_of(app).connect() as conn:
         assert drafts.get_document(conn, "role", "sales")["label"]["zh"] == "销售"  # type: ignore[index]
+
+
+def test_draft_starts_as_the_instance_layer_and_removal_publishes_as_removal(app: Any, admin: Any,
+                                                                              engine_of: Any) -> None:
+    with engine_of(app).connect() as conn:
+        assert [d.data for d in drafts.draft_documents(conn)] == [d.data for d in instance_documents(conn)]
+        assert [d.data for d in drafts.merged_draft(conn)] == [
+            d.data for d in merge_layers([[Document("t", d) for d in DOCS]])]
+    assert admin.delete(f"{API}/documents/view/customer/all").status_code == 200
+    with engine_of(app).connect() as conn:
+        assert [d.data for d in drafts.draft_documents(conn)] == [
+            {"kind": "view", "entity": "customer", "name": "all", "$remove": True}]
+    assert admin.post(f"{API}/publish", json={}).status_code == 200
+    assert admin.get("/api/v1/records/customer?view=all").status_code == 400  # the view is gone
+    # removing the entity a form, a view and a role need is refused with their errors
+    err = error_of(admin.delete(f"{API}/documents/entity/customer"), 422)
+    assert {e["source"] for e in err["errors"]} >= {"form/customer/default"}

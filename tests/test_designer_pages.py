@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from metacrm.runtime.metastore import installed_templates, plan_pending
 
-from .support import entity, error_of, meta_version
+from .support import error_of, meta_version
 from .test_designer_api import API, DOCS
 
 PHONE_RULE = {"kind": "dedup", "name": "customer_by_phone", "entity": "customer", "on": ["create"],

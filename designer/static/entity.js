@@ -39,7 +39,8 @@
     const box = $("#dz-palette-types");
     box.replaceChildren(...S.palette.map((group) => el("div", {class: "mb-1"},
       group.types.map((type) => el("button", {type: "button", class: "btn btn-sm btn-outline-secondary w-100 mb-1 dz-type",
-                                                dataset: {type}, text: "+ " + type, onclick: () => addField(type)})))));
+                                                dataset: {type}, title: type, onclick: () => addField(type)},
+                                                "+ " + (S.type_labels[type] || type))))));
   }
 
   function uniqueName(base) {
@@ -78,7 +79,7 @@
   function renderCanvas() {
     const bad = new Set(lastErrors.map((e) => (e.source === `entity/${doc.name}` ? e.path : "").split("/")[2]).filter(Boolean));
     $("#dz-canvas").replaceChildren(...doc.fields.map((f, i) => {
-      const badges = [el("span", {class: "badge text-bg-light border", text: f.type})];
+      const badges = [el("span", {class: "badge text-bg-light border", title: f.type, text: S.type_labels[f.type] || f.type})];
       if (f.required) badges.push(el("span", {class: "badge text-bg-info", text: T("required")}));
       if (f.archived) badges.push(el("span", {class: "badge text-bg-secondary", text: T("archived")}));
       if (bad.has(String(i))) badges.push(el("span", {class: "badge text-bg-danger", text: "!"}));
@@ -223,7 +224,7 @@
     parts.push(group(T("field_name"), textInput(f.name, (v) => { f.name = v.trim(); }, {name: "prop-name", id: "dz-prop-name", readonly: locked}), `${base}/name`));
     const typeSelect = el("select", {class: "form-select form-select-sm", name: "prop-type", disabled: locked,
                                      onchange: (ev) => { f.type = ev.target.value; render(); }},
-                          S.palette.flatMap((g) => g.types).map((type) => el("option", {value: type, text: type, selected: type === f.type})));
+                          S.palette.flatMap((g) => g.types).map((type) => el("option", {value: type, text: `${S.type_labels[type] || type} (${type})`, selected: type === f.type})));
     parts.push(group(T("field_type"), typeSelect, `${base}/type`));
     parts.push(...bilingual(f, "label", `${base}/label`, ["label_en", "label_zh"]));
     const flags = el("div", {class: "mb-2"});

@@ -26,6 +26,10 @@ from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
+#: Publishing and rolling back validate the whole metadata and diff the schema: about a
+#: second alone, several when CI runs the SQLite and PostgreSQL suites side by side.
+SLOW_MS = 60_000
+
 
 @pytest.fixture(scope="module")
 def designer_crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crm]:
@@ -73,7 +77,7 @@ def test_admin_adds_wechat_field_and_a_rep_fills_it_and_finds_customers_by_it(de
     admin.fill("input[name=prop-label-zh]", "微信号")
     admin.check("input[name=prop-searchable]")
     admin.click("#dz-save")
-    expect(admin.locator("#dz-flash")).to_be_visible()
+    expect(admin.locator("#dz-flash")).to_be_visible(timeout=SLOW_MS)
     expect(field_row(admin, "wechat")).to_contain_text("WeChat ID")
     expect(admin.locator("#dz-draft-count")).to_contain_text("1 changes")
     screenshot(admin, "designer-entity")
@@ -87,20 +91,21 @@ def test_admin_adds_wechat_field_and_a_rep_fills_it_and_finds_customers_by_it(de
     expect(admin.locator("#dz-sections .dz-section[data-section='0'] .dz-chip[data-field=wechat]")).to_be_visible()
     expect(admin.locator("#dz-unplaced .dz-chip[data-field=wechat]")).to_have_count(0)
     admin.click("#dz-save")
-    expect(admin.locator("#dz-flash")).to_be_visible()
+    expect(admin.locator("#dz-flash")).to_be_visible(timeout=SLOW_MS)
     admin.check("#dz-preview-toggle")
     preview = admin.frame_locator("#dz-preview")
-    expect(preview.locator("input[name=wechat]")).to_be_visible()
+    expect(preview.locator("input[name=wechat]")).to_be_visible(timeout=SLOW_MS)
     expect(preview.locator(".mc-field[data-field=wechat] label")).to_contain_text("WeChat ID")
     screenshot(admin, "designer-form")
 
     # publish with a note
-    admin.click("#dz-publish")
+    admin.click("#dz-publish", timeout=SLOW_MS)
     expect(admin.locator("#dz-plan-steps")).to_contain_text("add column ent_customer.wechat")
     admin.fill("#dz-note", "WeChat ID for the sales team")
-    admin.click("#dz-publish-now")
+    with admin.expect_navigation(timeout=SLOW_MS):  # a publish compiles, diffs and alters a table
+        admin.click("#dz-publish-now", timeout=SLOW_MS)
     expect(admin.locator(".alert-success")).to_contain_text("Published version")
-    expect(admin.locator("#dz-draft-count")).to_have_attribute("data-count", "0")
+    expect(admin.locator("#dz-draft-count")).to_have_attribute("data-count", "0", timeout=SLOW_MS)
 
     # a sales rep sees it, fills it and finds the customer by it
     rep = page_of("rep_north")
@@ -126,23 +131,23 @@ def test_archiving_a_field_a_view_shows_warns_with_the_impact(designer_crm: Crm,
     field_row(admin, "industry").click()
     admin.click("#dz-archive")
     impact = admin.locator("#dz-impact")
-    expect(impact).to_contain_text("Archiving industry affects")
+    expect(impact).to_contain_text("Archiving industry affects", timeout=SLOW_MS)
     expect(impact.locator("li[data-key='view/customer/all']")).to_contain_text("column")
     expect(impact.locator("li[data-key='form/customer/default']")).to_be_visible()
     assert draft_count(admin) == 0  # nothing changed before the admin confirms
     screenshot(admin, "designer-archive-impact")
     admin.click("#dz-archive-confirm")
-    expect(admin.locator("#dz-flash")).to_be_visible()
+    expect(admin.locator("#dz-flash")).to_be_visible(timeout=SLOW_MS)
     expect(field_row(admin, "industry")).to_contain_text("archived")
 
-    admin.goto("/designer/publish")
+    admin.goto("/designer/publish", timeout=SLOW_MS)
     item = admin.locator("#dz-impacts li[data-what='field customer.industry']")
     expect(item).to_contain_text("view/customer/all")
     expect(admin.locator("#dz-plan-steps")).to_contain_text("archive field customer.industry")
     # leave the metadata as it was for the other tests
     admin.once("dialog", lambda dialog: dialog.accept())
     admin.click("#dz-discard")
-    expect(admin.locator("#dz-draft-count")).to_have_attribute("data-count", "0")
+    expect(admin.locator("#dz-draft-count")).to_have_attribute("data-count", "0", timeout=SLOW_MS)
 
 
 def test_rollback_restores_the_previous_version_with_data_intact(designer_crm: Crm, page_of: Any) -> None:
@@ -164,7 +169,8 @@ def test_rollback_restores_the_previous_version_with_data_intact(designer_crm: C
     admin.goto("/designer/history")
     expect(admin.locator(f"tr[data-version='{before + 1}']")).to_contain_text("add probe")
     admin.once("dialog", lambda dialog: dialog.accept())
-    admin.click(f"tr[data-version='{before}'] .dz-rollback")
+    with admin.expect_navigation(timeout=SLOW_MS):
+        admin.click(f"tr[data-version='{before}'] .dz-rollback", timeout=SLOW_MS)
     expect(admin.locator(".alert-success")).to_contain_text(f"Rolled back to version {before}")
     with designer_crm.engine.connect() as conn:
         assert plan_pending(conn).empty  # the instance layer agrees with what was published
@@ -177,7 +183,8 @@ def test_rollback_restores_the_previous_version_with_data_intact(designer_crm: C
     expect(admin.locator("#dz-diff li[data-key='entity/customer']")).to_contain_text("/fields/probe")
     admin.goto("/designer/history")
     admin.once("dialog", lambda dialog: dialog.accept())
-    admin.click(f"tr[data-version='{before + 1}'] .dz-rollback")
+    with admin.expect_navigation(timeout=SLOW_MS):
+        admin.click(f"tr[data-version='{before + 1}'] .dz-rollback", timeout=SLOW_MS)
     expect(admin.locator(".alert-success")).to_contain_text(f"Rolled back to version {before + 1}")
     assert designer_crm.get("customer", record["id"])["probe"] == "kept"
 
@@ -189,13 +196,13 @@ def test_an_invalid_expression_is_refused_with_the_error_next_to_its_input(desig
     box = admin.locator("#dz-prop-visible_when")
     box.fill("levle == 'A'")
     live = admin.locator(".dz-live[data-for=visible_when]")
-    expect(live.locator(".dz-live-error")).to_contain_text("unknown name 'levle'")
+    expect(live.locator(".dz-live-error")).to_contain_text("unknown name 'levle'", timeout=SLOW_MS)
     expect(live.locator(".dz-names")).to_contain_text("level")
     admin.click("#dz-save")
     error = admin.locator(".dz-error[data-path$='/visible_when']")
-    expect(error).to_contain_text("unknown name 'levle'")
+    expect(error).to_contain_text("unknown name 'levle'", timeout=SLOW_MS)
     expect(box).to_have_class(re.compile("is-invalid"))
     assert draft_count(admin) == 0  # nothing stored
     screenshot(admin, "designer-expression-error")
     box.fill("level == 'A'")
-    expect(live.locator(".dz-live-error")).to_have_count(0)
+    expect(live.locator(".dz-live-error")).to_have_count(0, timeout=SLOW_MS)
