@@ -25,6 +25,12 @@ def test_admin_drags_a_column_first_and_adds_a_filter(crm, page_as):
     last.drag_to(first, source_position={"x": 12, "y": 12}, target_position={"x": 12, "y": 12})  # by the ⋮⋮ handle
     expect(page.locator("select[data-path='/columns/0']")).to_have_value(moved)
 
+    second = page.locator("select[data-path='/columns/1']").input_value()
+    page.locator("#ed-columns li").nth(1).get_by_role("button", name="Move up").click()  # the keyboard's way
+    expect(page.locator("select[data-path='/columns/0']")).to_have_value(second)
+    page.locator("#ed-columns li").nth(1).get_by_role("button", name="Move up").click()
+    expect(page.locator("select[data-path='/columns/0']")).to_have_value(moved)
+
     page.locator("#ed-add-filter").click()
     row = page.locator("#ed-filter-box .mc-condition").last
     row.locator(".mc-cond-field").select_option("name")
