@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
+from metacrm.designer.editors import init_editors
 from metacrm.designer.web import init_designer
 from metacrm.runtime.catalog import Runtime
 from metacrm.runtime.db import make_engine
@@ -53,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(files_bp)
     app.register_blueprint(reports_api_bp)
     init_designer(app)  # before init_pages: its /api/ blueprint is CSRF-exempt by prefix
+    init_editors(app)  # views, dedup rules, workflows (before init_pages, for the same reason)
     app.register_blueprint(office_api_bp)
     init_pages(app)
     init_admin_pages(app)

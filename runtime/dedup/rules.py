@@ -92,3 +92,7 @@ def key_specs(rules: Iterable[Rule]) -> dict[str, frozenset[tuple[str, str]]]:
                 if c.field in other.fields:
                     specs.setdefault(other.entity, set()).add((other.fields[c.field], c.method))
     return {e: frozenset(s) for e, s in specs.items()}
+
+
+#: Public name for reading one rule document (the designer tries unpublished rules).
+rule_from_spec = _rule

@@ -270,9 +270,18 @@ def preview(conn: sa.Connection, catalog: Catalog, principal: Principal, entity:
     machine, t = found
     chain = machine.chains[t.approval]
     choices = approvals.parse_choices(body)
-    directory = Directory(conn)
-    submitter = principal.user_id
     lang = principal.language
+    steps = chain_path(Directory(conn), chain, values, principal.user_id, choices, lang)
+    return {"entity": entity, "record_id": record_id, "workflow": machine.name, "transition": t.name,
+            "chain": chain.name, "label": chain.label.get(lang), "steps": steps,
+            "problems": errors.fields}
+
+
+def chain_path(directory: Directory, chain: Any, values: Mapping[str, Any], submitter: int | None,
+               choices: Mapping[str, Any], lang: str) -> list[dict[str, Any]]:
+    """Each step of `chain` for a record with `values` submitted by `submitter`: whether it
+    runs, is skipped (and why), who decides and who is copied. Reads the org chart and
+    roles only; the designer's simulation runs it on draft workflows too."""
     steps = []
     for step in chain.steps:
         entry: dict[str, Any] = {"name": step.name, "label": step.label.get(lang), "mode": step.mode,
@@ -311,9 +320,7 @@ def preview(conn: sa.Connection, catalog: Catalog, principal: Principal, entity:
                               for s in shown]
         entry["cc"] = [{"user": u, "user_name": who.get(u)} for u in cc]
         steps.append(entry)
-    return {"entity": entity, "record_id": record_id, "workflow": machine.name, "transition": t.name,
-            "chain": chain.name, "label": chain.label.get(lang), "steps": steps,
-            "problems": errors.fields}
+    return steps
 
 
 def make_today() -> Any:

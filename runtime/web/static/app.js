@@ -161,14 +161,11 @@
     });
   }
 
-  // ---------------------------------------------------------------- list: filter builder
-  const metaEl = $("#mc-filter-meta");
-  if (metaEl) {
-    const meta = JSON.parse(metaEl.textContent);
-    const hidden = $("#mc-filter-json"), box = $("#mc-conditions"), chips = $("#mc-chips");
+  // ---------------------------------------------------------------- filter builder
+  // One condition row per [field, operator, value]; `collect()` reads them back. The list
+  // page and the view designer (window.metacrmFilterBuilder) both build on it.
+  function filterBuilder(meta, box) {
     const fieldsByName = Object.fromEntries(meta.fields.map((f) => [f.name, f]));
-    let filters = [];
-    try { filters = hidden.value ? JSON.parse(hidden.value) : []; } catch (e) { filters = []; }
     const valueInput = (f, op, value) => {
       const arity = meta.operators[op];
       if (arity === "none") return null;
@@ -231,10 +228,24 @@
       const value = parseValue(fieldsByName[name], op, $(".mc-cond-value", div));
       return value === undefined ? [name, op] : [name, op, value];
     });
-    const ranges = document.createElement("datalist");
-    ranges.id = "mc-ranges";
-    meta.ranges.concat(["$today"]).forEach((r) => ranges.append(new Option(r, r)));
-    document.body.append(ranges);
+    if (!$("#mc-ranges")) {
+      const ranges = document.createElement("datalist");
+      ranges.id = "mc-ranges";
+      meta.ranges.concat(["$today"]).forEach((r) => ranges.append(new Option(r, r)));
+      document.body.append(ranges);
+    }
+    return {row, collect, fieldsByName};
+  }
+  window.metacrmFilterBuilder = filterBuilder;
+
+  // ---------------------------------------------------------------- list: filter builder
+  const metaEl = $("#mc-filter-meta");
+  if (metaEl && $("#mc-filter-json")) {
+    const meta = JSON.parse(metaEl.textContent);
+    const hidden = $("#mc-filter-json"), box = $("#mc-conditions"), chips = $("#mc-chips");
+    let filters = [];
+    try { filters = hidden.value ? JSON.parse(hidden.value) : []; } catch (e) { filters = []; }
+    const {row, collect, fieldsByName} = filterBuilder(meta, box);
     const simple = filters.every((c) => Array.isArray(c));
     if (simple) filters.forEach((c) => box.append(row(c)));
     $("#mc-add-condition").addEventListener("click", () => box.append(row([meta.fields[0].name, "="])));
