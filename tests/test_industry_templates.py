@@ -4,8 +4,9 @@ keeping the instance's own customisations, and uninstalls — archiving its data
 dropping it when asked. Plus `template export`, whose zip installs elsewhere."""
 from __future__ import annotations
 
-import copy
 import io
+import json
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -170,27 +171,51 @@ def test_real_estate_lists_properties_and_approves_a_large_commission_up_to_the_
 
 # ------------------------------------------------------------------ upgrade 1.0 → 1.1
 
-def _education_1_0() -> Package:
-    """Version 1.0 of the shipped education template: 1.1 added the parent's rating of a
-    trial lesson (field and form) and the "upcoming" view (what its changelog says)."""
-    shipped = load_seed_package("education")
-    docs = []
-    for doc in shipped.documents:
-        if doc.kind == "view" and doc.data.get("name") == "upcoming":
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+#: What each template's 1.1.0 added (its CHANGELOG.md), as edits that take it out again:
+#: file -> field names to drop (entity fields, form fields, view columns), or None to drop the file.
+ADDED_IN_1_1: dict[str, dict[str, list[str] | None]] = {
+    "education": {"entities/trial_lesson.json": ["feedback_score"], "forms/trial_lesson.json": ["feedback_score"],
+                  "views/trial_lesson_upcoming.json": None},
+    "realestate": {"entities/viewing.json": ["lead"], "forms/viewing.json": ["lead"],
+                   "views/viewing_all.json": ["lead"], "entities/contract.json": None},
+}
+
+
+def _write_1_0(template: str, folder: Path) -> Path:
+    """The shipped 1.1.0 package copied to `folder` with its 1.1 additions taken out and
+    the version set to 1.0.0: the package an instance installed before the upgrade."""
+    shutil.copytree(SEEDS / template, folder)
+    for rel, names in ADDED_IN_1_1[template].items():
+        path = folder / rel
+        if names is None:
+            path.unlink()
             continue
-        data = copy.deepcopy(doc.data)
-        if doc.kind == "entity" and data["name"] == "trial_lesson":
-            data["fields"] = [f for f in data["fields"] if f["name"] != "feedback_score"]
-        if doc.kind == "form" and data["entity"] == "trial_lesson":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["kind"] == "entity":
+            data["fields"] = [f for f in data["fields"] if f["name"] not in names]
+            if template == "realestate":  # 1.0 required the client and had no rule about the lead
+                data.pop("validations", None)
+                next(f for f in data["fields"] if f["name"] == "customer")["required"] = True
+        elif data["kind"] == "form":
             for section in data["sections"]:
-                section["fields"] = [f for f in section["fields"] if f != "feedback_score"]
-        docs.append(Document(doc.source, data))
-    manifest = Document(shipped.manifest.source, {**shipped.manifest.data, "version": "1.0.0"})
-    return Package(manifest, tuple(docs), ())
+                section["fields"] = [f for f in section["fields"] if f not in names]
+        else:
+            data["columns"] = [c for c in data["columns"] if c not in names]
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    manifest = json.loads((folder / "template.json").read_text(encoding="utf-8"))
+    (folder / "template.json").write_text(json.dumps({**manifest, "version": "1.0.0"}, ensure_ascii=False),
+                                          encoding="utf-8")
+    return folder
 
 
-def test_education_upgrades_from_1_0_to_1_1_keeping_the_instances_customisations_and_data(industry):
-    app, client, ids, h = industry(_education_1_0())
+def _education_1_0(tmp_path: Path) -> Package:
+    return load_package(_write_1_0("education", tmp_path / "education-1.0"))
+
+
+def test_education_upgrades_from_1_0_to_1_1_keeping_the_instances_customisations_and_data(industry, tmp_path):
+    app, client, ids, h = industry(_education_1_0(tmp_path))
     student = _post(client, h["liu.yang"], "customer", {"name": "张三", "mobile": "13900000001"})
     course = _post(client, h["wang.jun"], "product", {"name": "英语口语", "code": "EN-1", "category": "english"})
     lesson = _post(client, h["liu.yang"], "trial_lesson", {"title": "口语试听", "student": student["id"],
