@@ -1,35 +1,39 @@
-"""Demo data for the default CRM: a believable small sales company, one call away.
+"""Demo data for the default CRM: a believable sales company, one call away.
 
 `load_demo_data(rt)` (what `metacrm demo` runs after `init`) fills an instance that has
 the default CRM (`crm-default`) with:
 
-- an org tree in `mc_departments`: 总经理办公室 → 销售部 → 华北销售组 / 华东销售组,
-  and 财务部, 人事部 under the general manager's office (department heads set);
-- 11 users, all with the password ``demo-pass-1`` (`DEMO_PASSWORD`): wang.jun 王军
-  (general manager), zhang.wei 张伟 (sales director), li.na 李娜 and zhou.hao 周浩
-  (team leads of 华北 / 华东), the reps liu.yang, chen.jing, wu.ting, sun.lei and
-  emily.chen (English UI), huang.li (finance) and zheng.xin (HR); roles are the names
-  "sales", "sales_manager", "finance" and "hr" (the general manager also "admin");
-  managers form a reporting tree;
+- an org tree in `mc_departments`: 总经理办公室 → 销售部 → 华北 / 华东 / 华南销售组, and
+  市场部, 财务部, 人事部 under the general manager's office (department heads set);
+- 20 users, all with the password ``demo-pass-1`` (`DEMO_PASSWORD`): wang.jun 王军
+  (general manager), zhang.wei 张伟 (sales director), three team leads (li.na, zhou.hao,
+  he.jie), eleven reps (emily.chen with an English UI), marketing, two in finance, two in
+  HR; roles "sales", "sales_manager", "finance", "hr", "employee" (the general manager
+  also "admin"); managers form a reporting tree;
 - 20 products (software licences, meeting-room hardware, services, consulting, training,
   consumables) with codes, units and list prices;
-- `customers` customers (Chinese names built from city + brand + industry + legal form,
-  about one in ten foreign-invested companies with English names, a few public
-  institutions), each owned by a rep of the team for its city, with 1–3 contacts (one
-  primary), opportunities in every stage, contracts with 1–4 product lines for the won
-  ones (plus some renewals / add-ons), receivable plans per contract, receivables
-  against the plans that came due, and follow-ups over the last 12 months;
+- `customers` customers (default 2,000; Chinese names built from city + brand + industry +
+  legal form, about one in ten foreign-invested companies with English names, a few
+  public institutions) created over the last 18 months, each owned by a rep of the team
+  for its region, with 1–4 contacts (one primary), opportunities (with their products) in
+  every stage, contracts with 1–4 product lines for the won ones (plus renewals /
+  add-ons), receivable plans per contract, receivables against the plans that came due
+  (confirmed by finance, which updates the plans), and follow-ups over the last 12 months;
 - leads in every status (new, following, converted, invalid, void);
 - about one in twelve unsold customers (at least three) released by their owners into the
   public pool (公海) `default` with a reason, their contacts and open opportunities with them.
 
-Every business record goes through `records.create_record` / `update_record` (the one
-door), acting as the record's owner, so validation, formulas (line amounts, contract
-totals, weighted amounts), autonumbers and field history apply as for a user. The
-runtime clock (`metacrm.runtime.clock`) is pointed at simulated moments while the data
-is written, so `created_at`, history and autonumbers (HT-YYYYMM-…) tell a story over
-the last ~18 months ending now; it is restored afterwards. Do not call this while the
-same process serves requests (the CLI runs it before it starts serving).
+Two doors, both keeping validation, formulas, autonumbers, dedup keys and history:
+whatever a workflow touches (opportunities that change stage, contracts, receivables,
+leads that change status, pool releases) goes through `records.create_record` /
+`update_record` and the workflow engine, acting as the record's owner or approver; the
+bulk rows nothing else touches (customers, contacts, follow-ups, receivable plans,
+opportunities still in their first stage, new leads) go through `bulk_insert.insert_records`,
+the documented fast path for generated data (one INSERT per batch instead of a dozen
+checking queries per row). The runtime clock (`metacrm.runtime.clock`) is pointed at
+simulated moments while the data is written, so `created_at`, history and autonumbers
+(HT-YYYYMM-…) tell a story ending now; it is restored afterwards. Do not call this while
+the same process serves requests (the CLI runs it before it starts serving).
 
 Deterministic for a given `seed` (random.Random) on an empty instance, and idempotent:
 if demo data is already there (a `demo_data` row in `mc_audit_log`, or one of the demo
@@ -1209,4 +1213,6 @@ def load_demo_data(rt: Runtime, *, customers: int = 2000, seed: int = 7) -> dict
             a = systables.audit_log
             conn.execute(a.update().where(a.c.action == MARKER_ACTION).values(
                 detail={"seed": seed, "customers": customers, "status": "done", "summary": summary}))
+    # Other modules' demo data (office, sales targets…): one call each below this line,
+    # adding their counts to `summary`.
     return summary

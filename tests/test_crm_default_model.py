@@ -121,3 +121,27 @@ def test_every_shipped_label_is_bilingual(template: str) -> None:
             missing += [f"{path.name}: option {o['value']}" for f in data["fields"] for o in f.get("options") or ()
                         if "label" not in o]
     assert not missing, missing
+
+
+def test_a_rollup_action_is_checked_against_both_entities() -> None:
+    """The workflow action `rollup` names a lookup of its entity, a number of it to sum and a
+    number of the lookup's target to write; mistakes are errors with their JSON path."""
+    from metacrm.metadata.documents import Document
+    from metacrm.metadata.loader import load_seed_package
+    from metacrm.metadata.validation import validate_documents
+
+    base = list(load_seed_package("crm-default").documents)
+    bad = {"kind": "workflow", "name": "checked", "entity": "receivable", "state_field": "payment_method",
+           "states": [{"name": "bank_transfer", "initial": True}, {"name": "cash"}],
+           "transitions": [{"name": "to_cash", "from": ["bank_transfer"], "to": "cash"}],
+           "actions": [{"on": "cash", "rollup": {"lookup": "remark", "field": "amount", "sum": "amount"}},
+                       {"on": "cash", "rollup": {"lookup": "plan", "field": "status", "sum": "number",
+                                                 "where": {"colour": ["red"]},
+                                                 "set": {"period": "amount +", "nope": "1"}}}]}
+    errors = {(e.path, e.message.split(" (")[0]) for e in validate_documents(base + [Document("checked.json", bad)])
+              if e.source == "checked.json"}
+    paths = {p for p, _ in errors}
+    assert {"/actions/0/rollup/lookup", "/actions/1/rollup/field", "/actions/1/rollup/sum",
+            "/actions/1/rollup/where/colour", "/actions/1/rollup/set/period", "/actions/1/rollup/set/nope"} <= paths, errors
+    good = json.loads((SEEDS / "crm-default" / "workflows" / "receivable_confirmation.json").read_text(encoding="utf-8"))
+    assert good["actions"][0]["rollup"]["field"] == "received_amount"

@@ -187,6 +187,9 @@ def test_confirmed_receivables_keep_their_plans_received_and_outstanding_amounts
     def plan_now() -> dict:
         return client.get(f"/api/v1/records/receivable_plan/{plan['id']}", headers=h["liu.yang"]).get_json()
 
+    r = client.patch(f"/api/v1/records/receivable_plan/{plan['id']}", headers=h["wang.jun"],
+                     json={"version": plan["version"], "received_amount": "8000"})
+    assert "received_amount" in error_of(r, 422)["fields"]  # nobody types it: confirmations add up to it
     first, second = receive("3000"), receive("5000")
     _fire(client, h, "liu.yang", "receivable", first, "submit")
     assert plan_now()["received_amount"] == "0.00"  # pending: not confirmed yet

@@ -55,4 +55,6 @@ def apply_rollup(conn: sa.Connection, catalog: Any, entity: str, spec: Mapping[s
             changes[name] = jsonable(compile_expression(source).evaluate(current))
         except ExpressionError as exc:
             raise ValidationFailed(f"The workflow's rollup expression {source!r} failed: {exc}") from None
-    update_record(conn, catalog, SYSTEM, target.name, target_id, {**changes, "version": row["version"]})
+    # The totals may be read-only to users (nobody types a received amount): written as the engine.
+    update_record(conn, catalog, SYSTEM, target.name, target_id, {**changes, "version": row["version"]},
+                  workflow_fields=frozenset(changes))
