@@ -56,6 +56,7 @@ import sqlalchemy as sa
 from . import accounts, clock, systables
 from .accounts import create_user
 from .catalog import Catalog, Runtime
+from .dedup.normalise import match_keys, normalise, similarity
 from .errors import BadRequest
 from .principal import Principal
 from .bulk_insert import NewRow, insert_records
@@ -203,7 +204,7 @@ CITIES: tuple[City, ...] = (
     City("深圳", "0755", 22.5431, 114.0579, ("南山", "福田", "宝安", "龙岗"), ("深南大道", "科技园南路", "福华路", "宝安大道"),
          "south"),
     City("佛山", "0757", 23.0215, 113.1214, ("禅城", "南海", "顺德"), ("季华路", "桂澜路", "大良新城路"), "south"),
-    City("东莞", "0769", 23.0205, 113.7518, ("南城", "东城", "松山湖"), ("鸿福路", "东莞大道", "工业北路"), "south"),
+    City("东莞", "0769", 23.0205, 113.7518, ("南城", "莞城", "松山湖"), ("鸿福路", "东莞大道", "工业北路"), "south"),
     City("厦门", "0592", 24.4798, 118.0894, ("思明", "湖里", "集美"), ("湖滨南路", "软件园二期观日路", "杏林湾路"), "south"),
 )
 CITY_WEIGHTS = (14, 5, 2, 3, 3, 2, 1, 16, 8, 6, 6, 3, 2, 3, 9, 10, 3, 3, 3)
@@ -402,6 +403,7 @@ class Context:
     emails: set[str] = field(default_factory=set)
     names: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     all_names: set[str] = field(default_factory=set)
+    name_keys: dict[str, list[str]] = field(default_factory=dict)  # company_name match key -> names
     brands: set[str] = field(default_factory=set)
     brand_chars: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     en_brands: list[str] = field(default_factory=list)
@@ -501,12 +503,28 @@ def _new_company(ctx: Context) -> Company:
     raise RuntimeError("Ran out of distinct demo company names; ask for fewer customers.")
 
 
+#: The default CRM's company-name rules (customer_by_name_or_phone, its also_check on leads,
+#: lead_by_company_and_phone) call names this alike the same company.
+COMPANY_THRESHOLD = 0.92
+
+
 def _claim_name(ctx: Context, bucket: tuple[str, ...], name: str) -> bool:
+    """Take `name` unless the dedup rules would call it a duplicate of one taken before.
+
+    The bulk path stores dedup keys but checks nothing, so the generator checks here, the
+    way the engine does: candidates share a match key of `company_name`, then score."""
     if name in ctx.all_names:
         return False
     peers = ctx.names.setdefault(bucket, [])
     if any(_similar(name, other) for other in peers):
         return False
+    norm = normalise("company_name", name)
+    keys = match_keys("company_name", norm)
+    for key in keys:
+        if any(similarity("company_name", norm, other) >= COMPANY_THRESHOLD for other in ctx.name_keys.get(key, ())):
+            return False
+    for key in keys:
+        ctx.name_keys.setdefault(key, []).append(norm)
     peers.append(name)
     ctx.all_names.add(name)
     return True

@@ -184,6 +184,9 @@ def test_demo_data_is_consistent_and_loaded_once(make_app: Any, client_of: Any, 
             ][-1] == "create"
     r = client.post("/api/v1/records/customer", json={"name": some["name"]})
     assert r.status_code == 409 and r.get_json()["error"]["code"] == "duplicate", r.get_json()
+    for entity in ("customer", "contact", "lead"):  # the generator checks what the bulk path doesn't
+        scan = client.get(f"/api/v1/admin/dedup/{entity}/groups")
+        assert scan.status_code == 200 and scan.get_json()["total"] == 0, (entity, scan.get_json())
     codes = [c["code"] for c in customers + pooled]
     assert len(set(codes)) == 60 and all(re.fullmatch(r"CUS-\d{4}-\d{5}", c) for c in codes)
 
