@@ -189,6 +189,8 @@ def check_actions(ctx: Context, data: Mapping[str, Any]) -> Iterator[Problem]:
                 problem = entity.problem(key, system=False)
                 if problem:
                     yield pointer("actions", i, "set", key), problem
+        if entity is not None and action.get("rollup"):
+            yield from _rollup_problems(ctx, entity, action["rollup"], pointer("actions", i, "rollup"))
         create = action.get("create")
         if create:
             problem = ctx.entity_problem(create["entity"])
@@ -200,6 +202,40 @@ def check_actions(ctx: Context, data: Mapping[str, Any]) -> Iterator[Problem]:
                     problem = target.problem(key)
                     if problem:
                         yield pointer("actions", i, "create", "values", key), problem
+
+
+def _rollup_problems(ctx: Context, entity: Any, spec: Mapping[str, Any], here: str) -> Iterator[Problem]:
+    """A rollup reads a lookup of this entity, sums a number of it, and writes a number
+    (and `set` expressions) on the lookup's target."""
+    lookup = entity.active(spec["lookup"])
+    if lookup is None or lookup.get("type") != "lookup":
+        yield here + "/lookup", (entity.problem(spec["lookup"], system=False)
+                                 or f"field '{spec['lookup']}' of entity '{entity.name}' is not a lookup")
+        return
+    for key in ("sum",):
+        problem = entity.problem(spec[key])
+        if problem:
+            yield f"{here}/{key}", problem
+        elif entity.value_kind(spec[key]) not in ("integer", "number"):
+            yield f"{here}/{key}", f"field '{spec[key]}' is not a number"
+    for name in spec.get("where") or {}:
+        problem = entity.problem(name)
+        if problem:
+            yield f"{here}/where/{name}", problem
+    target = ctx.entity(lookup.get("target"))
+    if target is None:
+        return
+    problem = target.problem(spec["field"], system=False)
+    if problem:
+        yield f"{here}/field", problem
+    elif target.value_kind(spec["field"]) not in ("integer", "number"):
+        yield f"{here}/field", f"field '{spec['field']}' of entity '{target.name}' is not a number"
+    for name, source in (spec.get("set") or {}).items():
+        problem = target.problem(name, system=False)
+        if problem:
+            yield f"{here}/set/{name}", problem
+        else:
+            yield from expression_problems(ctx, target, source, f"{here}/set/{name}")
 
 
 #: Names the engine answers while an approval is pending (runtime/workflow/machine.py DECISIONS).

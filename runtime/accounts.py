@@ -47,7 +47,9 @@ def _account(row: Any) -> Account:
 def create_user(conn: sa.Connection, username: str, password: str, display_name: str | None = None,
                 is_admin: bool = False, language: str = "en", email: str | None = None,
                 department_id: int | None = None, manager_id: int | None = None,
-                roles: tuple[str, ...] = ()) -> Account:
+                roles: tuple[str, ...] = (), password_hash: str | None = None) -> Account:
+    """A new user. `password_hash`, when given, is stored instead of hashing `password`
+    again (the demo's twenty users share one password: one scrypt, not twenty)."""
     username = (username or "").strip()
     errors: dict[str, list[str]] = {}
     if not username or len(username) > 150:
@@ -60,7 +62,8 @@ def create_user(conn: sa.Connection, username: str, password: str, display_name:
     if conn.execute(sa.select(u.c.id).where(u.c.username == username)).first():
         raise Conflict(f"A user named '{username}' exists already.")
     user_id = conn.execute(u.insert().values(
-        username=username, password_hash=generate_password_hash(password), display_name=display_name or username,
+        username=username, password_hash=password_hash or generate_password_hash(password),
+        display_name=display_name or username,
         email=email, language=language, is_admin=is_admin, active=True, department_id=department_id,
         manager_id=manager_id, created_at=utcnow()).returning(u.c.id)).scalar_one()
     if roles:

@@ -4,8 +4,10 @@ keeping the instance's own customisations, and uninstalls — archiving its data
 dropping it when asked. Plus `template export`, whose zip installs elsewhere."""
 from __future__ import annotations
 
-import copy
 import io
+from decimal import Decimal
+import json
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -170,27 +172,52 @@ def test_real_estate_lists_properties_and_approves_a_large_commission_up_to_the_
 
 # ------------------------------------------------------------------ upgrade 1.0 → 1.1
 
-def _education_1_0() -> Package:
-    """Version 1.0 of the shipped education template: 1.1 added the parent's rating of a
-    trial lesson (field and form) and the "upcoming" view (what its changelog says)."""
-    shipped = load_seed_package("education")
-    docs = []
-    for doc in shipped.documents:
-        if doc.kind == "view" and doc.data.get("name") == "upcoming":
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+#: What each template's 1.1.0 added (its CHANGELOG.md), as edits that take it out again:
+#: file -> field names to drop (entity fields, form fields, view columns), or None to drop the file.
+ADDED_IN_1_1: dict[str, dict[str, list[str] | None]] = {
+    "education": {"entities/trial_lesson.json": ["feedback_score"], "forms/trial_lesson.json": ["feedback_score"],
+                  "views/trial_lesson_upcoming.json": None},
+    "realestate": {"entities/viewing.json": ["lead"], "forms/viewing.json": ["lead"],
+                   "views/viewing_all.json": ["lead"], "entities/contract.json": None},
+}
+
+
+def _write_1_0(template: str, folder: Path) -> Path:
+    """The shipped 1.1.0 package copied to `folder` with its 1.1 additions taken out and
+    the version set to 1.0.0: the package an instance installed before the upgrade."""
+    shutil.copytree(SEEDS / template, folder)
+    for rel, names in ADDED_IN_1_1[template].items():
+        path = folder / rel
+        if names is None:
+            path.unlink()
             continue
-        data = copy.deepcopy(doc.data)
-        if doc.kind == "entity" and data["name"] == "trial_lesson":
-            data["fields"] = [f for f in data["fields"] if f["name"] != "feedback_score"]
-        if doc.kind == "form" and data["entity"] == "trial_lesson":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["kind"] == "entity":
+            data["fields"] = [f for f in data["fields"] if f["name"] not in names]
+            data["indexes"] = [i for i in data.get("indexes", []) if not set(i) & set(names)]
+            if template == "realestate":  # 1.0 required the client and had no rule about the lead
+                data.pop("validations", None)
+                next(f for f in data["fields"] if f["name"] == "customer")["required"] = True
+        elif data["kind"] == "form":
             for section in data["sections"]:
-                section["fields"] = [f for f in section["fields"] if f != "feedback_score"]
-        docs.append(Document(doc.source, data))
-    manifest = Document(shipped.manifest.source, {**shipped.manifest.data, "version": "1.0.0"})
-    return Package(manifest, tuple(docs), ())
+                section["fields"] = [f for f in section["fields"] if f not in names]
+        else:
+            data["columns"] = [c for c in data["columns"] if c not in names]
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    manifest = json.loads((folder / "template.json").read_text(encoding="utf-8"))
+    (folder / "template.json").write_text(json.dumps({**manifest, "version": "1.0.0"}, ensure_ascii=False),
+                                          encoding="utf-8")
+    return folder
 
 
-def test_education_upgrades_from_1_0_to_1_1_keeping_the_instances_customisations_and_data(industry):
-    app, client, ids, h = industry(_education_1_0())
+def _education_1_0(tmp_path: Path) -> Package:
+    return load_package(_write_1_0("education", tmp_path / "education-1.0"))
+
+
+def test_education_upgrades_from_1_0_to_1_1_keeping_the_instances_customisations_and_data(industry, tmp_path):
+    app, client, ids, h = industry(_education_1_0(tmp_path))
     student = _post(client, h["liu.yang"], "customer", {"name": "张三", "mobile": "13900000001"})
     course = _post(client, h["wang.jun"], "product", {"name": "英语口语", "code": "EN-1", "category": "english"})
     lesson = _post(client, h["liu.yang"], "trial_lesson", {"title": "口语试听", "student": student["id"],
@@ -322,3 +349,221 @@ def test_export_writes_the_instances_customisations_as_a_package_that_installs(i
     assert "wechat_id" in _field_names(_entity_meta(client, h["wang.jun"], "customer"))
     views = _entity_meta(client, h["wang.jun"], "customer").get("views") or []
     assert "wechat" in {v["name"] for v in views}
+
+
+# ------------------------------------------------------------------ a whole scenario per template
+
+def _plan(client: Any, h: dict[str, str], contract: dict[str, Any], period: int, due: str, amount: str) -> dict[str, Any]:
+    return _post(client, h, "receivable_plan", {"contract": contract["id"], "customer": contract["customer"],
+                                                 "period": period, "plan_date": due, "amount": amount})
+
+
+def _confirm_receivable(client: Any, h: dict[str, dict[str, str]], contract: dict[str, Any], plan: dict[str, Any],
+                        amount: str) -> dict[str, Any]:
+    """The rep records money against a plan, finance confirms it; the plan as it is then."""
+    receivable = _post(client, h["liu.yang"], "receivable", {
+        "contract": contract["id"], "customer": contract["customer"], "plan": plan["id"],
+        "received_at": "2026-12-01", "amount": amount})
+    _fire(client, h["liu.yang"], "receivable", receivable["id"], "submit")
+    assert _fire(client, h["huang.li"], "receivable", receivable["id"], "approve")["approval_status"] == "approved"
+    return client.get(f"/api/v1/records/receivable_plan/{plan['id']}", headers=h["liu.yang"]).get_json()
+
+
+def test_education_enquiry_to_trial_lesson_to_enrolment_paid_in_instalments(industry):
+    app, client, ids, h = industry("education")
+    rep = h["liu.yang"]
+    course = _post(client, h["wang.jun"], "product", {"name": "少儿英语（小班）", "code": "EN-KIDS", "category": "english",
+                                                      "price": "200", "lessons": 60})
+    assert course["course_fee"] == "12000.00"
+    # A parent's enquiry about their child; the trial lesson is booked on the enquiry.
+    enquiry = _post(client, rep, "lead", {"name": "李芳", "company": "王小明", "mobile": "13800138001",
+                                          "source": "referral", "grade": "primary_high",
+                                          "course_interest": course["id"]})
+    error_of(client.post("/api/v1/records/trial_lesson", headers=rep, json={
+        "title": "英语试听", "course": course["id"], "scheduled_at": "2026-11-20T10:00:00"}), 422)
+    lesson = _post(client, rep, "trial_lesson", {"title": "英语试听", "lead": enquiry["id"], "course": course["id"],
+                                                 "teacher": ids["teacher.li"], "scheduled_at": "2026-11-20T10:00:00"})
+    r = client.patch(f"/api/v1/records/trial_lesson/{lesson['id']}", headers=h["teacher.li"],
+                     json={"version": lesson["version"], "status": "attended", "feedback": "发音好，适合小班",
+                           "feedback_score": 5})
+    assert r.status_code == 200, r.get_json()
+
+    # Converted: the child becomes the student, the parent their parent, with an opportunity.
+    r = client.post(f"/api/v1/records/lead/{enquiry['id']}/actions/convert", headers=rep, json={
+        "create_opportunity": True, "opportunity": {"name": "王小明 英语小班", "amount": "12000"}})
+    assert r.status_code == 200, r.get_json()
+    out = r.get_json()
+    student = client.get(f"/api/v1/records/customer/{out['customer']}", headers=rep).get_json()
+    parent = client.get(f"/api/v1/records/contact/{out['contact']}", headers=rep).get_json()
+    assert (student["name"], parent["name"], parent["customer"], parent["relationship"]) == \
+        ("王小明", "李芳", student["id"], "mother")
+    version = client.get(f"/api/v1/records/trial_lesson/{lesson['id']}", headers=rep).get_json()["version"]
+    r = client.patch(f"/api/v1/records/trial_lesson/{lesson['id']}", headers=rep,
+                     json={"version": version, "student": student["id"], "enrolled": True})
+    assert r.status_code == 200, r.get_json()
+    assert _fire(client, rep, "opportunity", out["opportunity"], "win")["stage"] == "won"
+
+    # The enrolment contract, paid in three instalments.
+    contract = _post(client, rep, "contract", {
+        "name": "王小明 2026 秋季英语", "customer": student["id"], "opportunity": out["opportunity"],
+        "instalments": 3, "lines": [{"product": course["id"], "quantity": 60, "price": "200", "discount": 5}]})
+    assert contract["amount"] == "11400.00"  # 60 × 200 − 5 %
+    _fire(client, rep, "contract", contract["id"], "submit")
+    assert _fire(client, h["zhang.wei"], "contract", contract["id"], "approve")["approval_status"] == "approved"
+    plans = [_plan(client, rep, contract, n, due, "3800") for n, due in
+             ((1, "2026-12-01"), (2, "2027-01-01"), (3, "2027-02-01"))]
+    assert sum(Decimal(p["amount"]) for p in plans) == Decimal(contract["amount"])
+    first = _confirm_receivable(client, h, contract, plans[0], "3800")
+    assert (first["received_amount"], first["outstanding"], first["status"]) == ("3800.00", "0.00", "done")
+    outstanding = client.get(f'/api/v1/records/receivable_plan?filter=[["contract","=",{contract["id"]}],'
+                             f'["status","=","pending"]]', headers=rep).get_json()
+    assert sorted(p["period"] for p in outstanding["items"]) == [2, 3]
+    meta = _entity_meta(client, h["wang.jun"], "receivable_plan")
+    assert meta["label"] == {"en": "Instalment", "zh": "分期计划"}
+
+
+def test_real_estate_buyer_lead_to_viewings_to_a_deal_and_its_commission(industry):
+    app, client, ids, h = industry("realestate")
+    rep = h["liu.yang"]
+    flat = _post(client, rep, "property", {
+        "title": "徐汇 两室一厅 近地铁", "deal_type": "sale", "district": "徐汇区", "community": "漕河泾花苑",
+        "address": "漕宝路 66 弄 3 号 602", "area": "80", "layout": "2室1厅1卫", "price": "5200000"})
+    assert flat["unit_price"] == "65000.00" and flat["status"] == "available"
+    buyer = _post(client, rep, "lead", {"name": "陈先生", "company": "陈先生", "mobile": "13900139000",
+                                        "intent": "buy", "budget_min": "4500000", "budget_max": "5500000",
+                                        "districts": "徐汇、闵行", "bedrooms": 2})
+    # A buyer sees the flat before becoming a client: the viewing takes the lead.
+    error_of(client.post("/api/v1/records/viewing", headers=rep, json={
+        "property": flat["id"], "viewed_at": "2026-11-18T14:00:00"}), 422)
+    _post(client, rep, "viewing", {"property": flat["id"], "lead": buyer["id"], "viewed_at": "2026-11-18T14:00:00",
+                                   "feedback": "considering"})
+    r = client.post(f"/api/v1/records/lead/{buyer['id']}/actions/convert", headers=rep, json={
+        "create_opportunity": True, "opportunity": {"name": "陈先生 购 漕河泾花苑 602", "amount": "78000"}})
+    assert r.status_code == 200, r.get_json()
+    out = r.get_json()
+    client_rec = client.get(f"/api/v1/records/customer/{out['customer']}", headers=rep).get_json()
+    assert (client_rec["name"], client_rec["client_type"]) == ("陈先生", "buyer")
+    _post(client, rep, "viewing", {"property": flat["id"], "customer": client_rec["id"],
+                                   "viewed_at": "2026-11-22T10:00:00", "feedback": "interested"})
+    viewings = client.get(f'/api/v1/records/viewing?filter=[["property","=",{flat["id"]}]]', headers=rep).get_json()
+    assert viewings["total"] == 2
+    _fire(client, rep, "opportunity", out["opportunity"], "win")
+
+    # The deal contract (the agency's fee as its line), approved by the store manager.
+    fee = _post(client, h["wang.jun"], "product", {"name": "买卖居间服务", "code": "AG-SALE", "category": "service",
+                                                   "price": "78000", "unit": "time"})
+    contract = _post(client, rep, "contract", {"name": "漕河泾花苑 602 买卖居间", "customer": client_rec["id"],
+                                               "opportunity": out["opportunity"], "deal_type": "sale",
+                                               "lines": [{"product": fee["id"], "quantity": 1, "price": "78000"}]})
+    assert contract["amount"] == "78000.00" and contract["deal_type"] == "sale"
+    _fire(client, rep, "contract", contract["id"], "submit")
+    assert _fire(client, h["zhang.wei"], "contract", contract["id"], "approve")["approval_status"] == "approved"
+    r = client.patch(f"/api/v1/records/property/{flat['id']}", headers=rep,
+                     json={"version": flat["version"], "status": "sold"})
+    assert r.status_code == 200, r.get_json()
+
+    # The agent's commission: 5,200,000 × 1.5 % = 78,000 ≥ 50,000, so the general manager decides last.
+    commission = _post(client, rep, "commission", {"contract": contract["id"], "property": flat["id"],
+                                                   "deal_amount": "5200000", "rate": "1.5", "agent": ids["liu.yang"]})
+    assert commission["amount"] == "78000.00"
+    _fire(client, rep, "commission", commission["id"], "submit")
+    for approver, state in (("zhang.wei", "pending"), ("huang.li", "pending"), ("wang.jun", "approved")):
+        assert _fire(client, h[approver], "commission", commission["id"], "approve")["approval_status"] == state
+
+    plan = _plan(client, rep, contract, 1, "2026-12-05", "78000")
+    paid = _confirm_receivable(client, h, contract, plan, "78000")
+    assert (paid["received_amount"], paid["outstanding"], paid["status"]) == ("78000.00", "0.00", "done")
+    assert client.get(f"/api/v1/records/property/{flat['id']}", headers=rep).get_json()["status"] == "sold"
+
+
+# ------------------------------------------------------------------ upgrade 1.0 → 1.1 through the CLI
+
+#: template -> (an entity of its own, a record of it, the field 1.1 adds to it, the instance's customisation)
+UPGRADES = {
+    "education": ("trial_lesson", {"title": "口语试听", "student": "$customer", "course": "$product",
+                                   "scheduled_at": "2026-12-01T09:00:00"}, "feedback_score"),
+    "realestate": ("viewing", {"property": "$property", "customer": "$customer",
+                               "viewed_at": "2026-12-01T09:00:00"}, "lead"),
+}
+
+
+@pytest.fixture
+def cli_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`metacrm ...` in-process on the test's database, plus an app on the same database."""
+    from click.testing import CliRunner
+
+    from metacrm.app import create_app
+    from metacrm.cli import main
+
+    monkeypatch.setenv("METACRM_DATABASE_URL", db_url)
+    monkeypatch.setenv("METACRM_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setenv("METACRM_ADMIN_USERNAME", "admin")
+    monkeypatch.setenv("METACRM_ADMIN_PASSWORD", "admin-pass-1")
+    monkeypatch.delenv("METACRM_SECRET_KEY", raising=False)
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run, create_app
+
+
+@pytest.mark.parametrize("template", sorted(UPGRADES))
+def test_cli_upgrade_from_1_0_to_1_1_keeps_the_instances_customisations_then_uninstalls(
+        template: str, cli_env: Any, tmp_path: Path) -> None:
+    run, create_app = cli_env
+    entity, values, added = UPGRADES[template]
+    run("init")
+    old = _write_1_0(template, tmp_path / f"{template}-1.0")
+    assert f"Installed {template} 1.0.0" in run("template", "install", str(old))
+
+    app = create_app()
+    client = app.test_client()
+    r = client.post("/api/v1/auth/login", json={"username": "admin", "password": "admin-pass-1"})
+    assert r.status_code == 200, r.get_json()
+    assert added not in _field_names(client.get(f"/api/v1/meta/entities/{entity}").get_json())
+    refs = {"$customer": client.post("/api/v1/records/customer", json={"name": "张三"}).get_json()["id"]}
+    if template == "education":
+        refs["$product"] = client.post("/api/v1/records/product", json={"name": "英语口语", "code": "EN-1"}
+                                       ).get_json()["id"]
+    else:
+        refs["$property"] = client.post("/api/v1/records/property", json={
+            "title": "静安 一室", "deal_type": "rent", "district": "静安区", "address": "南京西路 2 号 1001",
+            "area": "45", "rent": "9000"}).get_json()["id"]
+    record = client.post(f"/api/v1/records/{entity}", json={k: refs.get(v, v) for k, v in values.items()})
+    assert record.status_code == 201, record.get_json()
+    record = record.get_json()
+
+    # The client's own layer: a relabel and a field of their own on the template's entity.
+    custom = tmp_path / "custom" / "entities"
+    custom.mkdir(parents=True)
+    (custom / f"{entity}.json").write_text(json.dumps({
+        "kind": "entity", "name": entity, "label": {"en": "Our " + entity.replace("_", " "), "zh": "本店" + entity},
+        "fields": [{"name": "branch_note", "type": "text", "label": {"en": "Branch note", "zh": "门店备注"}}]},
+        ensure_ascii=False), encoding="utf-8")
+    run("publish", "--custom", str(tmp_path / "custom"))
+    r = client.patch(f"/api/v1/records/{entity}/{record['id']}", json={"version": record["version"],
+                                                                         "branch_note": "老客户介绍"})
+    assert r.status_code == 200, r.get_json()
+
+    out = run("template", "upgrade", str(SEEDS / template))
+    assert f"Upgraded {template} 1.1.0" in out
+    app.extensions[EXTENSION].invalidate()
+    meta = client.get(f"/api/v1/meta/entities/{entity}").get_json()
+    assert {added, "branch_note"} <= _field_names(meta)  # the template's new field and the client's own
+    assert meta["label"]["zh"] == "本店" + entity
+    kept = client.get(f"/api/v1/records/{entity}/{record['id']}").get_json()
+    assert kept["branch_note"] == "老客户介绍"
+    with app.extensions[EXTENSION].engine.connect() as conn:
+        versions = {t["name"]: t["version"] for t in installed_templates(conn)}
+    assert versions[template] == "1.1.0"
+
+    # Uninstall archives: the client's customisations of the template's own entity go with it.
+    assert "its data is kept in archived tables" in run("template", "uninstall", template)
+    app.extensions[EXTENSION].invalidate()
+    assert client.get(f"/api/v1/records/{entity}/{record['id']}").status_code == 404
+    assert f"ent_{entity}" in _table_names(app)  # archived, data kept
+    assert f"Installed {template} 1.1.0" in run("template", "install", str(SEEDS / template))
+    app.extensions[EXTENSION].invalidate()
+    assert client.get(f"/api/v1/records/{entity}/{record['id']}").status_code == 200

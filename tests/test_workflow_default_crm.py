@@ -164,3 +164,45 @@ def test_receivable_confirmed_by_finance(crm):
         n = systables.notifications
         assert conn.execute(sa.select(sa.func.count()).select_from(n).where(
             n.c.user_id == ids["liu.yang"], n.c.kind == "approval_result")).scalar_one() == 1
+
+
+def test_confirmed_receivables_keep_their_plans_received_and_outstanding_amounts_in_step(crm):
+    """The `rollup` action: a plan's received_amount is the sum of its confirmed
+    receivables (drafts and pending ones don't count; a voided one stops counting), its
+    outstanding amount (a formula) follows, and its status moves pending → partial → done."""
+    app, client, ids, h, customer, product = crm
+    contract = _contract(client, h, customer, product, 10)  # 10,000
+    plan = client.post("/api/v1/records/receivable_plan", headers=h["liu.yang"], json={
+        "contract": contract["id"], "customer": customer, "period": 1, "plan_date": "2099-01-31",
+        "amount": "8000"}).get_json()
+    assert plan["received_amount"] == "0.00" and plan["outstanding"] == "8000.00" and plan["status"] == "pending"
+
+    def receive(amount: str) -> int:
+        r = client.post("/api/v1/records/receivable", headers=h["liu.yang"], json={
+            "contract": contract["id"], "customer": customer, "plan": plan["id"], "received_at": "2026-01-05",
+            "amount": amount})
+        assert r.status_code == 201, r.get_json()
+        return r.get_json()["id"]
+
+    def plan_now() -> dict:
+        return client.get(f"/api/v1/records/receivable_plan/{plan['id']}", headers=h["liu.yang"]).get_json()
+
+    r = client.patch(f"/api/v1/records/receivable_plan/{plan['id']}", headers=h["wang.jun"],
+                     json={"version": plan["version"], "received_amount": "8000"})
+    assert "received_amount" in error_of(r, 422)["fields"]  # nobody types it: confirmations add up to it
+    first, second = receive("3000"), receive("5000")
+    _fire(client, h, "liu.yang", "receivable", first, "submit")
+    assert plan_now()["received_amount"] == "0.00"  # pending: not confirmed yet
+    _fire(client, h, "huang.li", "receivable", first, "approve")
+    now = plan_now()
+    assert (now["received_amount"], now["outstanding"], now["status"]) == ("3000.00", "5000.00", "partial")
+    _fire(client, h, "liu.yang", "receivable", second, "submit")
+    _fire(client, h, "huang.li", "receivable", second, "approve")
+    now = plan_now()
+    assert (now["received_amount"], now["outstanding"], now["status"]) == ("8000.00", "0.00", "done")
+    _fire(client, h, "huang.li", "receivable", second, "void")  # the cheque bounced
+    now = plan_now()
+    assert (now["received_amount"], now["outstanding"], now["status"]) == ("3000.00", "5000.00", "partial")
+    history = client.get(f"/api/v1/records/receivable_plan/{plan['id']}/history", headers=h["wang.jun"]).get_json()
+    assert [i["new"] for i in history["items"] if i["field"] == "received_amount"] == ["3000.00", "8000.00",
+                                                                                       "3000.00"][::-1]

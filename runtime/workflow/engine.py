@@ -35,6 +35,7 @@ from ..errors import BadRequest, Conflict, NotFound, PermissionDenied, Validatio
 from ..history import jsonable
 from ..notifications import notify
 from ..principal import SYSTEM, Principal
+from .rollup import apply_rollup
 from ..record_reads import fetch_row, present, python_record, read_record, access_of_children
 from . import approvals
 from .approvals import Run, truthy
@@ -197,6 +198,8 @@ def run_side_actions(run: Run, names: tuple[str, ...], submitter: int | None, re
             en, zh = (label.en, label.zh) if label else (state, state)
             notify(run.conn, users, kind="workflow", title={"en": f"{title}: {en}", "zh": f"{title}：{zh}"},
                              entity=run.rt.name, record_id=run.record_id)
+        if action.rollup:
+            apply_rollup(run.conn, run.catalog, run.rt.name, action.rollup, record)
         if action.create:
             target = run.catalog.entities.get(action.create["entity"])
             if target is None or target.entity.archived or target.entity.child_of:

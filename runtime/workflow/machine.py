@@ -83,6 +83,7 @@ class Action:
     set: Mapping[str, Any]
     notify: tuple[str, ...]
     create: Mapping[str, Any] | None
+    rollup: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def compile_machine(spec: Mapping[str, Any]) -> Machine:
                       for s in c["steps"])
         chains[name] = Chain(name, _label(c.get("label"), name), steps, c.get("on_approve"), c.get("on_reject"),
                              _specs(c.get("fallback_approvers")), c.get("restart_on_resubmit", "first"))
-    actions = tuple(Action(a["on"], dict(a.get("set") or {}), tuple(a.get("notify") or ()), a.get("create"))
+    actions = tuple(Action(a["on"], dict(a.get("set") or {}), tuple(a.get("notify") or ()), a.get("create"),
+                           a.get("rollup"))
                     for a in spec.get("actions") or ())
     return Machine(spec["name"], spec["entity"], _label(spec.get("label"), spec["name"]), spec["state_field"],
                    states, transitions, chains, actions)
