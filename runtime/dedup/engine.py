@@ -13,7 +13,7 @@ depends on how many records share a key, not on how many records there are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import sqlalchemy as sa
 
@@ -67,6 +67,11 @@ def _candidates(conn: sa.Connection, entity: str, field: str, method: str, norm:
         sa.select(K.c.record_id, K.c.norm)
         .where(K.c.entity == entity, K.c.field == field, K.c.method == method, K.c.key.in_(keys))
         .limit(CANDIDATE_LIMIT)).all()
+    return score_candidates(rows, method, norm, threshold)
+
+
+def score_candidates(rows: Iterable[tuple[int, str]], method: str, norm: str, threshold: float) -> dict[int, float]:
+    """record id → score of the (record id, normalised value) key rows scoring `threshold` or more."""
     out: dict[int, float] = {}
     for record_id, other in rows:
         if record_id in out:
@@ -77,16 +82,21 @@ def _candidates(conn: sa.Connection, entity: str, field: str, method: str, norm:
     return out
 
 
-def _targets(rule: Rule) -> list[tuple[str, Mapping[str, str]]]:
+#: (entity, field, method, norm, threshold) → record id → score: where a check finds candidates.
+Candidates = Callable[[str, str, str, str, float], dict[int, float]]
+
+
+def targets(rule: Rule) -> list[tuple[str, Mapping[str, str]]]:
     """The entities a rule checks, each with (our field → its field)."""
     own = {c.field: c.field for c in rule.conditions}
     return [(rule.entity, own)] + [(o.entity, o.fields) for o in rule.also_check]
 
 
-def _rule_hits(conn: sa.Connection, rule: Rule, values: Mapping[str, Any],
-               exclude: frozenset[tuple[str, int]]) -> list[tuple[str, int, float]]:
+def rule_hits(candidates: Candidates, rule: Rule, values: Mapping[str, Any],
+              exclude: frozenset[tuple[str, int]]) -> list[tuple[str, int, float]]:
+    """(entity, record id, score) of what `rule` finds for `values` among `candidates`."""
     hits: list[tuple[str, int, float]] = []
-    for entity, mapping in _targets(rule):
+    for entity, mapping in targets(rule):
         conditions = [c for c in rule.conditions if c.field in mapping]
         if not conditions:
             continue
@@ -98,7 +108,7 @@ def _rule_hits(conn: sa.Connection, rule: Rule, values: Mapping[str, Any],
                     found = []
                     break
                 continue
-            found.append(_candidates(conn, entity, mapping[c.field], c.method, norm, c.threshold))
+            found.append(candidates(entity, mapping[c.field], c.method, norm, c.threshold))
         if not found:
             continue
         if rule.match == "all":
@@ -166,7 +176,10 @@ def present_matches(conn: sa.Connection, catalog: Catalog, principal: Principal,
 
 def _find(conn: sa.Connection, catalog: Catalog, principal: Principal, rules: Iterable[Rule],
           values: Mapping[str, Any], exclude: frozenset[tuple[str, int]]) -> list[Match]:
-    raw = [(e, i, s, rule.name, rule.action) for rule in rules for e, i, s in _rule_hits(conn, rule, values, exclude)]
+    def candidates(*args: Any) -> dict[int, float]:
+        return _candidates(conn, *args)
+
+    raw = [(e, i, s, rule.name, rule.action) for rule in rules for e, i, s in rule_hits(candidates, rule, values, exclude)]
     return present_matches(conn, catalog, principal, raw) if raw else []
 
 
@@ -192,12 +205,17 @@ def lock_candidates(conn: sa.Connection, mset: MetadataSet, rules: Iterable[Rule
                     values: Mapping[str, Any]) -> None:
     """Serialise writers that could duplicate each other: lock every key of `values` under
     the rules that refuse or link (two such records always share a key)."""
+    lock_keys(conn, candidate_lock_ids(rules, values))
+
+
+def candidate_lock_ids(rules: Iterable[Rule], values: Mapping[str, Any]) -> list[int]:
+    """The advisory-lock ids `lock_candidates` takes for `values`."""
     ids: list[int] = []
     for rule in rules:
         if rule.action in ("block", "link"):
             for c in rule.conditions:
                 ids += lock_ids(c.method, match_keys(c.method, normalise(c.method, values.get(c.field))))
-    lock_keys(conn, ids)
+    return ids
 
 
 def after_write(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
