@@ -7,8 +7,10 @@ turns a database-only conflict into a 409) follow. `records.py` sequences them.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
@@ -96,9 +98,24 @@ def _default_value(field: Field, principal: Principal, now: dt.datetime) -> Any:
     if default is None:
         return None
     try:
-        return loader_for(field).deserialize(default)
+        value = _constant_default(field)
+    except TypeError:  # a Field holding something unhashable: not remembered
+        value = _load_default(field)
+    return copy.copy(value)  # a list default (multiselect) is each record's own
+
+
+def _load_default(field: Field) -> Any:
+    try:
+        return loader_for(field).deserialize(field.default)
     except MMValidationError:
         return None
+
+
+@lru_cache(maxsize=4096)
+def _constant_default(field: Field) -> Any:
+    """A constant default, loaded once per field definition (every create needs every
+    field's default; an import thousands of times)."""
+    return _load_default(field)
 
 
 def check_field_rights(rt: EntityRuntime, access: Access, payload: Any, current: Mapping[str, Any] | None,

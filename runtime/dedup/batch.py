@@ -57,7 +57,8 @@ class BatchDedup:
         the stored key rows any of the rows' checks will look at."""
         if not self.rules:
             return
-        lock_keys(self.conn, [i for values in rows for i in candidate_lock_ids(self.rules, values)])
+        if self.conn.dialect.name == "postgresql":  # SQLite's one writer at a time needs no lock
+            lock_keys(self.conn, [i for values in rows for i in candidate_lock_ids(self.rules, values)])
         wanted: dict[tuple[str, str, str], set[str]] = {}
         for rule in self.rules:
             for entity, mapping in targets(rule):
