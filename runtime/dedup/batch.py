@@ -29,9 +29,16 @@ from .normalise import match_keys, normalise
 KEY_CHUNK = 500
 #: (entity, record id or stand-in, score, rule name, action), as `present_matches` takes them.
 Hit = tuple[str, int, float, str, str]
-_FETCH = sa.select(K.c.key, K.c.record_id, K.c.norm).where(
-    K.c.entity == sa.bindparam("entity"), K.c.field == sa.bindparam("field"), K.c.method == sa.bindparam("method"),
-    K.c.key.in_(sa.bindparam("keys", expanding=True)))
+
+
+def _fetch_sql(conn: sa.Connection, keys: int) -> str:
+    """The stored key rows of (entity, field, method) among `keys` keys, as the driver takes
+    it: SQLAlchemy would render a 500-value IN list afresh for every execution."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    prep = conn.dialect.identifier_preparer
+    return (f"SELECT {prep.quote('key')}, record_id, norm FROM {prep.format_table(K)} "
+            f"WHERE entity = {mark} AND field = {mark} AND method = {mark} "
+            f"AND {prep.quote('key')} IN ({', '.join([mark] * keys)})")
 
 
 def stand_in(position: int) -> int:
@@ -71,8 +78,9 @@ class BatchDedup:
             index = self._stored.setdefault((entity, field, method), {})
             ordered = sorted(keys)
             for i in range(0, len(ordered), KEY_CHUNK):
-                params = {"entity": entity, "field": field, "method": method, "keys": ordered[i:i + KEY_CHUNK]}
-                for key, record_id, norm in self.conn.execute(_FETCH, params):
+                chunk = ordered[i:i + KEY_CHUNK]
+                for key, record_id, norm in self.conn.exec_driver_sql(_fetch_sql(self.conn, len(chunk)),
+                                                                       (entity, field, method, *chunk)):
                     index.setdefault(key, []).append((record_id, norm))
 
     def _candidates(self, entity: str, field: str, method: str, norm: str, threshold: float) -> dict[int, float]:
