@@ -48,6 +48,9 @@ MIN_DELETION_LEN = 6
 BRAND_PREFIX = 16
 #: Chinese brands shorter than this get no deletion keys (see _brand_keys).
 MIN_CJK_DELETION_LEN = 6
+#: Values whose normalisation and keys are remembered: a batch of 500 rows uses a few
+#: thousand, over and over (lock, check, store); more would only hold memory.
+CACHED_VALUES = 8192
 
 
 # ------------------------------------------------------------------ shared text helpers
@@ -317,7 +320,7 @@ def _normalise(method: str, value: Any) -> str | None:
     return norm[:NORM_MAX] if norm else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHED_VALUES)
 def _normalise_cached(method: str, kind: type, value: Any) -> str | None:
     """`kind` keeps 1, 1.0 and True apart, which the cache would otherwise take as one key."""
     return _normalise(method, value)
@@ -338,7 +341,7 @@ def _deletion_keys(text: str, prefix: int = BLOCK_PREFIX) -> set[str]:
     return keys
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHED_VALUES)
 def match_keys(method: str, norm: str | None) -> frozenset[str]:
     """The keys stored for (and looked up with) a normalised value (remembered, as
     `normalise`: a similarity method's deletion keys are a few dozen string slices)."""
