@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import csv
-import io
 import os
 import pstats
 import random
@@ -35,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
