@@ -112,10 +112,11 @@ def create_records(conn: sa.Connection, catalog: Catalog, principal: Principal, 
         ids = {}
     for r in accepted:
         out[r.position].record_id = ids[r.position]
-        if any(h[4] == "warn" for h in r.hits):
-            out[r.position].duplicates = [m for m in dedup.present(r.hits, ids) if m.action == "warn"]
-    for r in blocked:
-        matches = dedup.present(r.hits, ids)
+    warned = [r for r in accepted if any(h[4] == "warn" for h in r.hits)]
+    for r, matches in zip(warned + blocked, dedup.present([r.hits for r in warned + blocked], ids)):
+        if r.position in ids:
+            out[r.position].duplicates = [m for m in matches if m.action == "warn"]
+            continue
         refusing = [m for m in matches if m.action == "block"]
         out[r.position].error = duplicate_error(catalog, rt.name, refusing, principal.language) if refusing else \
             Conflict(f"This {rt.name} matched a record removed meanwhile. Try again.")

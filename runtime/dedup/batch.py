@@ -13,6 +13,7 @@ in the real ids and shows the matches as `find_matches` would.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -20,10 +21,10 @@ import sqlalchemy as sa
 from ..catalog import Catalog
 from ..principal import Principal
 from .engine import (
-    CANDIDATE_LIMIT, Match, candidate_lock_ids, present_matches, rule_hits, rules_for, score_candidates, targets,
+    CANDIDATE_LIMIT, Match, candidate_lock_ids, present_many, rule_hits, rules_for, score_candidates, targets,
 )
 from .keys import K, key_rows, lock_keys, specs_for
-from .normalise import match_keys, normalise
+from .normalise import CACHED_VALUES, match_keys, normalise
 
 #: Keys per IN list (SQLite's bound-parameter limit is far above; PostgreSQL caches the plan).
 KEY_CHUNK = 500
@@ -39,6 +40,12 @@ def _fetch_sql(conn: sa.Connection, keys: int) -> str:
     return (f"SELECT {prep.quote('key')}, record_id, norm FROM {prep.format_table(K)} "
             f"WHERE entity = {mark} AND field = {mark} AND method = {mark} "
             f"AND {prep.quote('key')} IN ({', '.join([mark] * keys)})")
+
+
+@lru_cache(maxsize=CACHED_VALUES)
+def _sorted_keys(method: str, norm: str) -> tuple[str, ...]:
+    """A value's keys in the order the row check reads them (sorted once, not per rule)."""
+    return tuple(sorted(match_keys(method, norm)))
 
 
 def stand_in(position: int) -> int:
@@ -84,7 +91,7 @@ class BatchDedup:
                     index.setdefault(key, []).append((record_id, norm))
 
     def _candidates(self, entity: str, field: str, method: str, norm: str, threshold: float) -> dict[int, float]:
-        keys = sorted(match_keys(method, norm))
+        keys = _sorted_keys(method, norm)
         stored = self._stored.get((entity, field, method), {})
         rows = [r for key in keys for r in stored.get(key, ())][:CANDIDATE_LIMIT]
         if entity == self.entity:
@@ -109,7 +116,9 @@ class BatchDedup:
         """The key rows to store for the accepted rows, `ids` mapping position → record id."""
         return [dict(r, record_id=ids[position]) for position, rows in self._keys.items() for r in rows]
 
-    def present(self, hits: list[Hit], ids: Mapping[int, int]) -> list[Match]:
-        """`hits` as `find_matches` shows them, stand-ins replaced by the inserted ids."""
-        real = [(e, ids[-1 - i] if i < 0 else i, s, rule, action) for e, i, s, rule, action in hits]
-        return present_matches(self.conn, self.catalog, self.principal, real)
+    def present(self, hits: Sequence[list[Hit]], ids: Mapping[int, int]) -> list[list[Match]]:
+        """Each row's `hits` as `find_matches` shows them (one lookup for all rows), stand-ins
+        replaced by the inserted ids."""
+        real = [[(e, ids[-1 - i] if i < 0 else i, s, rule, action) for e, i, s, rule, action in row_hits]
+                for row_hits in hits]
+        return present_many(self.conn, self.catalog, self.principal, real)

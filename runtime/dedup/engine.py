@@ -13,7 +13,7 @@ depends on how many records share a key, not on how many records there are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -130,17 +130,53 @@ def present_matches(conn: sa.Connection, catalog: Catalog, principal: Principal,
     """Raw hits (entity, id, score, rule name, action) as the principal may see them: the
     best hit per record, most severe action first; an unreadable record keeps only its
     entity, rule, score and owner's name (id and title None)."""
+    return present_many(conn, catalog, principal, [raw])[0]
+
+
+def present_many(conn: sa.Connection, catalog: Catalog, principal: Principal,
+                 raws: Sequence[Iterable[tuple[str, int, float, str, str]]]) -> list[list[Match]]:
+    """`present_matches` of several checks (a batch's rows) with one lookup of the records
+    they found: an import of a file full of duplicates presents each row's."""
+    bests = [_best(raw) for raw in raws]
+    by_entity: dict[str, set[int]] = {}
+    for best in bests:
+        for entity, rid in best:
+            by_entity.setdefault(entity, set()).add(rid)
+    shown = _shown(conn, catalog, principal, by_entity)
+    out = []
+    for best in bests:
+        matches = []
+        for (entity, rid), (score, rule, action) in best.items():
+            if (entity, rid) not in shown:
+                continue  # deleted meanwhile (its keys are gone with it at commit)
+            readable, title, owner = shown[(entity, rid)]
+            matches.append(Match(entity, rid if readable else None, score, rule, title if readable else None,
+                                 owner, action))
+        matches.sort(key=lambda m: (ACTION_ORDER[m.action], -m.score, m.entity, m.id or 0))
+        out.append(matches)
+    return out
+
+
+def _best(raw: Iterable[tuple[str, int, float, str, str]]) -> dict[tuple[str, int], tuple[float, str, str]]:
+    """The most severe, then best-scoring, hit per record."""
     best: dict[tuple[str, int], tuple[float, str, str]] = {}
     for entity, rid, score, rule, action in raw:
         held = best.get((entity, rid))
         if held is None or (ACTION_ORDER[action], -score) < (ACTION_ORDER[held[2]], -held[0]):
             best[(entity, rid)] = (score, rule, action)
-    by_entity: dict[str, list[int]] = {}
-    for entity, rid in best:
-        by_entity.setdefault(entity, []).append(rid)
+    return best
+
+
+#: Ids per IN list when presenting matches.
+_ID_CHUNK = 500
+
+
+def _shown(conn: sa.Connection, catalog: Catalog, principal: Principal, by_entity: Mapping[str, set[int]],
+           ) -> dict[tuple[str, int], tuple[bool, str | None, str | None]]:
+    """(entity, id) → (readable, title as shown, owner's name) of the records that exist."""
     shown: dict[tuple[str, int], tuple[bool, str | None, str | None]] = {}
     u = systables.users
-    for entity, ids in by_entity.items():
+    for entity, id_set in by_entity.items():
         rt = catalog.entities[entity]
         t, ent = rt.table, rt.entity
         access = access_for(catalog.mset, principal, ent)
@@ -150,28 +186,24 @@ def present_matches(conn: sa.Connection, catalog: Catalog, principal: Principal,
         if ent.ownership:
             cols.append(u.c.display_name)
             stmt_from = t.outerjoin(u, u.c.id == t.c.owner)
-        rows = conn.execute(sa.select(*cols).select_from(stmt_from).where(t.c.id.in_(ids))).all()
-        readable: set[int] = set()
-        if access.allows("read"):
-            scope = scope_clause(t, ent, principal, access, "read", conn)
-            stmt = sa.select(t.c.id).where(t.c.id.in_(ids))
-            readable = set(conn.execute(stmt if scope is None else stmt.where(scope)).scalars())
-        for row in rows:
-            title = None if row[1] is None else str(row[1])
-            if ent.title_field in access.hidden:
-                title = None
-            elif ent.title_field in access.masked:
-                title = mask(title)
-            owner = row[2] if ent.ownership else None
-            shown[(entity, row[0])] = (row[0] in readable, title, owner)
-    out = []
-    for (entity, rid), (score, rule, action) in best.items():
-        if (entity, rid) not in shown:
-            continue  # deleted meanwhile (its keys are gone with it at commit)
-        readable, title, owner = shown[(entity, rid)]
-        out.append(Match(entity, rid if readable else None, score, rule, title if readable else None, owner, action))
-    out.sort(key=lambda m: (ACTION_ORDER[m.action], -m.score, m.entity, m.id or 0))
-    return out
+        scope = scope_clause(t, ent, principal, access, "read", conn) if access.allows("read") else None
+        all_ids = sorted(id_set)
+        for i in range(0, len(all_ids), _ID_CHUNK):
+            ids = all_ids[i:i + _ID_CHUNK]
+            rows = conn.execute(sa.select(*cols).select_from(stmt_from).where(t.c.id.in_(ids))).all()
+            readable: set[int] = set()
+            if access.allows("read"):
+                stmt = sa.select(t.c.id).where(t.c.id.in_(ids))
+                readable = set(conn.execute(stmt if scope is None else stmt.where(scope)).scalars())
+            for row in rows:
+                title = None if row[1] is None else str(row[1])
+                if ent.title_field in access.hidden:
+                    title = None
+                elif ent.title_field in access.masked:
+                    title = mask(title)
+                owner = row[2] if ent.ownership else None
+                shown[(entity, row[0])] = (row[0] in readable, title, owner)
+    return shown
 
 
 def _find(conn: sa.Connection, catalog: Catalog, principal: Principal, rules: Iterable[Rule],
