@@ -1,9 +1,10 @@
 """Preparing a write: coerce, merge, default, compute, check — and the low-level writes.
 
 `prepare` turns a payload into checked values for one record and its child rows; the
-checks that need the database (lookups exist and are readable, unique values are
-free) and the writes themselves (numbering, columns, child rows, the savepoint that
-turns a database-only conflict into a 409) follow. `records.py` sequences them.
+checks that need the database (lookups exist and are readable, unique values are free)
+live in `record_checks.py`; the writes themselves (numbering, columns, child rows, the
+savepoint that turns a database-only conflict into a 409) follow here. `records.py`
+sequences them for one record, `record_creates.py` for a batch of new ones.
 """
 from __future__ import annotations
 

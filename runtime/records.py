@@ -9,9 +9,11 @@ child rows → formulas → required / required_when / readonly_when → entity 
 lookups exist → unique values free → autonumbers → write parent and children (in a
 savepoint) → history; all in the caller's transaction.
 
-The pieces live in `record_reads.py` (reading and presenting) and `record_writes.py`
-(preparing and writing); this module holds the entry points and keeps them importable
-from here.
+The pieces live in `record_reads.py` (reading and presenting), `record_writes.py`
+(preparing and writing) and `record_checks.py` (lookups and unique values); this module
+holds the entry points and keeps them importable from here, with the batch door for
+imports, `create_records` (`record_creates.py`: the same checks and writes, once per
+batch of new records).
 """
 from __future__ import annotations
 
