@@ -9,6 +9,7 @@ table's column as a list. The reference for admins is `docs/expressions.md`.
 from __future__ import annotations
 
 import ast
+import threading
 import difflib
 import functools
 import warnings
@@ -94,7 +95,7 @@ class Expression:
         # A hand-built Expression has no checked tree: never evaluate anything unchecked.
         tree = self._tree if self._tree is not None else compile_expression(self.source)._tree
         names = {name: _sb.normalise(values.get(name)) for name in self.names}
-        evaluator = _Evaluator(names)
+        evaluator = _borrow_evaluator(names)
         try:
             with _sb.decimal_context():
                 result = evaluator.eval(self.source, previously_parsed=tree)
@@ -102,7 +103,24 @@ class Expression:
             raise ExpressionError(exc.problem, self.source) from None
         except Exception as exc:  # every runtime failure reaches the caller as one type
             raise ExpressionError(_sb.describe(exc), self.source) from None
+        finally:
+            evaluator.names = {}
+            _idle_evaluators.pool.append(evaluator)
         return result
+
+
+#: Evaluators kept for reuse, per thread: building one costs more than most evaluations
+#: (a record's rules and conditions are evaluated on every save, an import's per row).
+_idle_evaluators = threading.local()
+
+
+def _borrow_evaluator(names: dict[str, Any]) -> "_Evaluator":
+    pool = getattr(_idle_evaluators, "pool", None)
+    if pool is None:
+        pool = _idle_evaluators.pool = []
+    evaluator = pool.pop() if pool else _Evaluator({})
+    evaluator.names = names
+    return evaluator
 
 
 class _Evaluator(simpleeval.SimpleEval):

@@ -26,13 +26,28 @@ def jsonable(value: Any) -> Any:
 
 def record_changes(conn: sa.Connection, entity: str, record_id: int, by: int | None, at: dt.datetime,
                    action: str, changes: Iterable[tuple[str | None, Any, Any]]) -> None:
-    rows = [
-        {"entity": entity, "record_id": record_id, "at": at, "by": by, "action": action,
-         "field": name, "old": jsonable(old), "new": jsonable(new)}
-        for name, old, new in changes
-    ]
+    rows = _rows(entity, record_id, by, at, action, changes)
     if rows:
         conn.execute(systables.history.insert(), rows)
+
+
+#: What a create records: one entry without a field (the record's values are its first state).
+CREATED = ((None, None, None),)
+
+
+def record_creations(conn: sa.Connection, entity: str, record_ids: Iterable[int], by: int | None,
+                     at: dt.datetime) -> None:
+    """The history of many new records (a batch import) in one INSERT, each entry what
+    `record_changes(..., "create", CREATED)` writes for one."""
+    rows = [r for record_id in record_ids for r in _rows(entity, record_id, by, at, "create", CREATED)]
+    if rows:
+        conn.execute(systables.history.insert(), rows)
+
+
+def _rows(entity: str, record_id: int, by: int | None, at: dt.datetime, action: str,
+          changes: Iterable[tuple[str | None, Any, Any]]) -> list[dict[str, Any]]:
+    return [{"entity": entity, "record_id": record_id, "at": at, "by": by, "action": action,
+             "field": name, "old": jsonable(old), "new": jsonable(new)} for name, old, new in changes]
 
 
 def read_history(conn: sa.Connection, entity: str, record_id: int, hidden: frozenset[str] = frozenset(),

@@ -26,17 +26,27 @@ def render_prefix(fmt: str, now: dt.datetime) -> str:
 
 
 def next_number(conn: sa.Connection, entity: str, field: str, fmt: str, now: dt.datetime) -> str:
+    return reserve_numbers(conn, entity, field, fmt, now, 1)[0]
+
+
+def reserve_numbers(conn: sa.Connection, entity: str, field: str, fmt: str, now: dt.datetime,
+                    count: int) -> list[str]:
+    """The next `count` numbers, taken with one statement (an import numbers a batch in
+    one go); they are consecutive, as `count` calls of `next_number` would give them."""
+    if count < 1:
+        return []
     prefix = render_prefix(fmt, now)
     key = f"{entity}.{field}:{prefix}"[:200]
-    value = _increment(conn, key)
-    return TOKEN.sub(lambda m: f"{value:0{len(m.group(1))}d}" if m.group(1).startswith("#") else m.group(0), prefix)
+    last = _increment(conn, key, count)
+    return [TOKEN.sub(lambda m: f"{value:0{len(m.group(1))}d}" if m.group(1).startswith("#") else m.group(0),
+                      prefix) for value in range(last - count + 1, last + 1)]
 
 
 def _increment_statement(dialect: str) -> sa.Insert:
     seq = systables.sequences
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(seq).values(key=sa.bindparam("key"), value=1)
-    return stmt.on_conflict_do_update(index_elements=[seq.c.key], set_={"value": seq.c.value + 1}) \
+    stmt = insert(seq).values(key=sa.bindparam("key"), value=sa.bindparam("n"))
+    return stmt.on_conflict_do_update(index_elements=[seq.c.key], set_={"value": seq.c.value + stmt.excluded.value}) \
         .returning(seq.c.value)
 
 
@@ -44,7 +54,7 @@ def _increment_statement(dialect: str) -> sa.Insert:
 _INCREMENT = {name: _increment_statement(name) for name in ("postgresql", "sqlite")}
 
 
-def _increment(conn: sa.Connection, key: str) -> int:
+def _increment(conn: sa.Connection, key: str, n: int = 1) -> int:
     stmt = _INCREMENT[conn.dialect.name] if conn.dialect.name in _INCREMENT \
         else _increment_statement(conn.dialect.name)
-    return conn.execute(stmt, {"key": key}).scalar_one()
+    return conn.execute(stmt, {"key": key, "n": n}).scalar_one()

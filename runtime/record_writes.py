@@ -1,14 +1,17 @@
 """Preparing a write: coerce, merge, default, compute, check — and the low-level writes.
 
 `prepare` turns a payload into checked values for one record and its child rows; the
-checks that need the database (lookups exist and are readable, unique values are
-free) and the writes themselves (numbering, columns, child rows, the savepoint that
-turns a database-only conflict into a 409) follow. `records.py` sequences them.
+checks that need the database (lookups exist and are readable, unique values are free)
+live in `record_checks.py`; the writes themselves (numbering, columns, child rows, the
+savepoint that turns a database-only conflict into a 409) follow here. `records.py`
+sequences them for one record, `record_creates.py` for a batch of new ones.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
@@ -17,13 +20,11 @@ from marshmallow import ValidationError as MMValidationError
 from metacrm.metadata.expressions import ExpressionError, compile_expression
 from metacrm.metadata.model import Field
 
-from . import systables
-from .access import Access, access_for, mask, scope_clause
+from .access import Access, mask
 from .catalog import Catalog, EntityRuntime
 from .coercion import MAX_ID, loader_for, to_column_value
 from .compiler import location_columns, reference_columns
 from .errors import BadRequest, Conflict, ValidationFailed
-from .files import check_file_values
 from .history import jsonable
 from .naming import next_number
 from .principal import Principal
@@ -98,9 +99,24 @@ def _default_value(field: Field, principal: Principal, now: dt.datetime) -> Any:
     if default is None:
         return None
     try:
-        return loader_for(field).deserialize(default)
+        value = _constant_default(field)
+    except TypeError:  # a Field holding something unhashable: not remembered
+        value = _load_default(field)
+    return copy.copy(value)  # a list default (multiselect) is each record's own
+
+
+def _load_default(field: Field) -> Any:
+    try:
+        return loader_for(field).deserialize(field.default)
     except MMValidationError:
         return None
+
+
+@lru_cache(maxsize=4096)
+def _constant_default(field: Field) -> Any:
+    """A constant default, loaded once per field definition (every create needs every
+    field's default; an import thousands of times)."""
+    return _load_default(field)
 
 
 def check_field_rights(rt: EntityRuntime, access: Access, payload: Any, current: Mapping[str, Any] | None,
@@ -323,90 +339,6 @@ def _formula_value(f: Field, result: Any) -> Any:
     return loader_for(f).deserialize(result)
 
 
-def _readable_scope(catalog: Catalog, principal: Principal, target: EntityRuntime) -> sa.ColumnElement[bool] | None:
-    """The rows of `target` the principal may read (None: all)."""
-    access = access_for(catalog.mset, principal, target.entity)
-    if not access.allows("read"):
-        return sa.false()
-    return scope_clause(target.table, target.entity, principal, access, "read")
-
-
-def check_lookups(conn: sa.Connection, catalog: Catalog, rt: EntityRuntime, principal: Principal,
-                   values: Mapping[str, Any], before: Mapping[str, Any] | None, errors: FieldErrors,
-                   prefix: str = "") -> None:
-    """Lookups, references, users and departments point at rows that exist — and, for
-    records, at rows the principal may read: the picker offers nothing else, and an id
-    outside the scope reads "No customer with id 7" just like a missing one, so linking
-    can't be used to probe which ids exist or to attach to records one can't see. A
-    value that isn't changed is not checked again (a link may outlive its reader's scope)."""
-    # A target's read scope is built only for a value that is checked: most rows leave most
-    # lookups empty, and building a scope costs more than the check (an import pays it per row).
-    checks: list[tuple[str, Any, str, Any]] = []
-    if rt.entity.ownership:
-        checks += [("owner", systables.users, "user", None), ("department", systables.departments, "department", None)]
-    for f in rt.entity.active_fields:
-        if f.type == "lookup":
-            target = catalog.entities.get(f.target or "")
-            if target is None:
-                checks.append((f.name, None, f.target or f.name, None))
-            else:
-                checks.append((f.name, target.table, f.target or f.name,
-                               lambda target=target: _readable_scope(catalog, principal, target)))
-        elif f.type == "user":
-            checks.append((f.name, systables.users, "user", None))
-        elif f.type == "department":
-            checks.append((f.name, systables.departments, "department", None))
-        elif f.type == "reference":
-            v = values.get(f.name)
-            if v and (before is None or jsonable(before.get(f.name)) != jsonable(v)):
-                target = catalog.entities.get(v["entity"])
-                if target is None or not _exists(conn, target.table, v["id"],
-                                                 _readable_scope(catalog, principal, target)):
-                    errors.add(f"{prefix}{f.name}", f"No {v['entity']} with id {v['id']}.")
-    # The acting user and their department were read from the database for this very
-    # request; re-checking them would cost two queries on every create.
-    trusted = {"owner": principal.user_id, "department": principal.department_id}
-    for name, table, label, scope in checks:
-        v = values.get(name)
-        if v is None or (before is not None and before.get(name) == v) or trusted.get(name, object()) == v:
-            continue
-        if table is None or not _exists(conn, table, v, scope() if callable(scope) else scope):
-            errors.add(f"{prefix}{name}", f"No {label} with id {v}.")
-    check_file_values(conn, rt, values, before, errors, prefix)  # uploads exist; images are images
-
-
-def _unique_groups(entity: Any) -> list[tuple[Field, ...]]:
-    """The field groups a unique index of the compiled table covers (single-column ones
-    for `unique` fields, plus unique `indexes`); reference/location spreads are left to
-    the index itself."""
-    groups = [(f,) for f in entity.active_fields if f.unique and f.type not in ("reference", "location", "table")]
-    for ix in entity.indexes:
-        fields = tuple(entity.active_field(n) for n in ix.fields)
-        if ix.unique and all(f is not None and f.type not in ("reference", "location", "table") for f in fields):
-            groups.append(fields)  # type: ignore[arg-type]
-    return groups
-
-
-def check_unique(conn: sa.Connection, rt: EntityRuntime, values: Mapping[str, Any],
-                  before: Mapping[str, Any] | None, record_id: int | None, errors: FieldErrors) -> None:
-    """A value another record already holds in a unique field is a field error (422)
-    instead of an IntegrityError. Only changed values are looked up; two writers racing
-    for the same value still meet the index, which `guarded_write` turns into a 409."""
-    t = rt.table
-    for fields in _unique_groups(rt.entity):
-        new = [values.get(f.name) for f in fields]
-        if any(v is None for v in new):
-            continue  # NULLs never collide in a unique index
-        if before is not None and all(jsonable(before.get(f.name)) == jsonable(v) for f, v in zip(fields, new)):
-            continue
-        where = [t.c[f.name] == to_column_value(f, v) for f, v in zip(fields, new)]
-        if record_id is not None:
-            where.append(t.c.id != record_id)
-        if conn.execute(sa.select(t.c.id).where(*where).limit(1)).first() is not None:
-            what = " + ".join(f.name for f in fields)
-            errors.add(fields[0].name, f"Another {rt.name} already has this {what}.")
-
-
 @contextmanager
 def guarded_write(conn: sa.Connection, rt: EntityRuntime) -> Iterator[None]:
     """Run the INSERT/UPDATE statements of one write in a savepoint, and turn what the
@@ -418,12 +350,6 @@ def guarded_write(conn: sa.Connection, rt: EntityRuntime) -> Iterator[None]:
     except sa.exc.IntegrityError:
         raise Conflict(f"This {rt.name} conflicts with another record (a unique value taken, or a "
                        "linked record removed meanwhile). Reload and try again.") from None
-
-
-def _exists(conn: sa.Connection, table: sa.Table, record_id: Any,
-            scope: sa.ColumnElement[bool] | None = None) -> bool:
-    stmt = sa.select(table.c.id).where(table.c.id == record_id)
-    return conn.execute(stmt if scope is None else stmt.where(scope)).first() is not None
 
 
 def column_values(rt: EntityRuntime, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -448,11 +374,15 @@ def column_values(rt: EntityRuntime, values: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def number_format(rt: EntityRuntime, f: Field) -> str:
+    """An autonumber field's format: its own, the entity's naming, or XYZ-#####."""
+    return f.format or (rt.entity.naming or {}).get("autonumber") or f"{rt.name.upper()[:3]}-{{#####}}"
+
+
 def assign_numbers(conn: sa.Connection, rt: EntityRuntime, values: dict[str, Any], now: dt.datetime) -> None:
     for f in rt.entity.active_fields:
         if f.type == "autonumber" and not values.get(f.name):
-            fmt = f.format or (rt.entity.naming or {}).get("autonumber") or f"{rt.name.upper()[:3]}-{{#####}}"
-            values[f.name] = next_number(conn, rt.name, f.name, fmt, now)
+            values[f.name] = next_number(conn, rt.name, f.name, number_format(rt, f), now)
 
 
 def write_children(conn: sa.Connection, rt: EntityRuntime, parent_id: int,

@@ -9,9 +9,11 @@ child rows → formulas → required / required_when / readonly_when → entity 
 lookups exist → unique values free → autonumbers → write parent and children (in a
 savepoint) → history; all in the caller's transaction.
 
-The pieces live in `record_reads.py` (reading and presenting) and `record_writes.py`
-(preparing and writing); this module holds the entry points and keeps them importable
-from here.
+The pieces live in `record_reads.py` (reading and presenting), `record_writes.py`
+(preparing and writing) and `record_checks.py` (lookups and unique values); this module
+holds the entry points and keeps them importable from here, with the batch door for
+imports, `create_records` (`record_creates.py`: the same checks and writes, once per
+batch of new records).
 """
 from __future__ import annotations
 
@@ -33,9 +35,11 @@ from .record_reads import (  # noqa: F401 - re-exported: the record service's pu
 )
 from .workflow import guard as workflow_guard
 from .record_writes import (
-    FieldErrors, check_field_rights, without_masked_echoes, prepare, check_lookups, check_unique,
+    FieldErrors, check_field_rights, without_masked_echoes, prepare,
     guarded_write, column_values, assign_numbers, write_children, children_snapshot,
 )
+from .record_checks import check_lookups, check_unique
+from .record_creates import Created, create_records, screen_create  # noqa: F401 - the batch door, re-exported
 
 
 # ------------------------------------------------------------------ create / update / delete
@@ -46,18 +50,9 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
     skips the check but still stores the record's match keys)."""
     rt = catalog.get(entity)
     access = require_access(catalog, principal, rt, "create")
-    payload = workflow_guard.creating(catalog, rt, payload)
     child_access = access_of_children(catalog, principal, rt)
-    refused = check_field_rights(rt, access, payload, None, child_access, {})
-    if isinstance(payload, Mapping) and payload.get("owner") not in (None, principal.user_id) \
-            and not access.allows("transfer"):
-        refused["owner"] = ["You may not create records for another owner."]
-    if refused:
-        raise PermissionDenied("You may not set some of these fields.", refused)
     now = utcnow()
-    errors = FieldErrors()
-    values, children = prepare(conn, catalog, rt, principal, payload, None, {}, now, errors)
-    workflow_guard.initial_states(catalog, rt, values)
+    values, children, errors = screen_create(conn, catalog, rt, principal, access, child_access, payload, now)
     if not errors.fields:
         check_lookups(conn, catalog, rt, principal, values, None, errors)
         for name, rows in children.items():

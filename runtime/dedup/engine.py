@@ -13,7 +13,7 @@ depends on how many records share a key, not on how many records there are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -67,6 +67,11 @@ def _candidates(conn: sa.Connection, entity: str, field: str, method: str, norm:
         sa.select(K.c.record_id, K.c.norm)
         .where(K.c.entity == entity, K.c.field == field, K.c.method == method, K.c.key.in_(keys))
         .limit(CANDIDATE_LIMIT)).all()
+    return score_candidates(rows, method, norm, threshold)
+
+
+def score_candidates(rows: Iterable[tuple[int, str]], method: str, norm: str, threshold: float) -> dict[int, float]:
+    """record id → score of the (record id, normalised value) key rows scoring `threshold` or more."""
     out: dict[int, float] = {}
     for record_id, other in rows:
         if record_id in out:
@@ -77,16 +82,21 @@ def _candidates(conn: sa.Connection, entity: str, field: str, method: str, norm:
     return out
 
 
-def _targets(rule: Rule) -> list[tuple[str, Mapping[str, str]]]:
+#: (entity, field, method, norm, threshold) → record id → score: where a check finds candidates.
+Candidates = Callable[[str, str, str, str, float], dict[int, float]]
+
+
+def targets(rule: Rule) -> list[tuple[str, Mapping[str, str]]]:
     """The entities a rule checks, each with (our field → its field)."""
     own = {c.field: c.field for c in rule.conditions}
     return [(rule.entity, own)] + [(o.entity, o.fields) for o in rule.also_check]
 
 
-def _rule_hits(conn: sa.Connection, rule: Rule, values: Mapping[str, Any],
-               exclude: frozenset[tuple[str, int]]) -> list[tuple[str, int, float]]:
+def rule_hits(candidates: Candidates, rule: Rule, values: Mapping[str, Any],
+              exclude: frozenset[tuple[str, int]]) -> list[tuple[str, int, float]]:
+    """(entity, record id, score) of what `rule` finds for `values` among `candidates`."""
     hits: list[tuple[str, int, float]] = []
-    for entity, mapping in _targets(rule):
+    for entity, mapping in targets(rule):
         conditions = [c for c in rule.conditions if c.field in mapping]
         if not conditions:
             continue
@@ -98,7 +108,7 @@ def _rule_hits(conn: sa.Connection, rule: Rule, values: Mapping[str, Any],
                     found = []
                     break
                 continue
-            found.append(_candidates(conn, entity, mapping[c.field], c.method, norm, c.threshold))
+            found.append(candidates(entity, mapping[c.field], c.method, norm, c.threshold))
         if not found:
             continue
         if rule.match == "all":
@@ -120,17 +130,53 @@ def present_matches(conn: sa.Connection, catalog: Catalog, principal: Principal,
     """Raw hits (entity, id, score, rule name, action) as the principal may see them: the
     best hit per record, most severe action first; an unreadable record keeps only its
     entity, rule, score and owner's name (id and title None)."""
+    return present_many(conn, catalog, principal, [raw])[0]
+
+
+def present_many(conn: sa.Connection, catalog: Catalog, principal: Principal,
+                 raws: Sequence[Iterable[tuple[str, int, float, str, str]]]) -> list[list[Match]]:
+    """`present_matches` of several checks (a batch's rows) with one lookup of the records
+    they found: an import of a file full of duplicates presents each row's."""
+    bests = [_best(raw) for raw in raws]
+    by_entity: dict[str, set[int]] = {}
+    for best in bests:
+        for entity, rid in best:
+            by_entity.setdefault(entity, set()).add(rid)
+    shown = _shown(conn, catalog, principal, by_entity)
+    out = []
+    for best in bests:
+        matches = []
+        for (entity, rid), (score, rule, action) in best.items():
+            if (entity, rid) not in shown:
+                continue  # deleted meanwhile (its keys are gone with it at commit)
+            readable, title, owner = shown[(entity, rid)]
+            matches.append(Match(entity, rid if readable else None, score, rule, title if readable else None,
+                                 owner, action))
+        matches.sort(key=lambda m: (ACTION_ORDER[m.action], -m.score, m.entity, m.id or 0))
+        out.append(matches)
+    return out
+
+
+def _best(raw: Iterable[tuple[str, int, float, str, str]]) -> dict[tuple[str, int], tuple[float, str, str]]:
+    """The most severe, then best-scoring, hit per record."""
     best: dict[tuple[str, int], tuple[float, str, str]] = {}
     for entity, rid, score, rule, action in raw:
         held = best.get((entity, rid))
         if held is None or (ACTION_ORDER[action], -score) < (ACTION_ORDER[held[2]], -held[0]):
             best[(entity, rid)] = (score, rule, action)
-    by_entity: dict[str, list[int]] = {}
-    for entity, rid in best:
-        by_entity.setdefault(entity, []).append(rid)
+    return best
+
+
+#: Ids per IN list when presenting matches.
+_ID_CHUNK = 500
+
+
+def _shown(conn: sa.Connection, catalog: Catalog, principal: Principal, by_entity: Mapping[str, set[int]],
+           ) -> dict[tuple[str, int], tuple[bool, str | None, str | None]]:
+    """(entity, id) → (readable, title as shown, owner's name) of the records that exist."""
     shown: dict[tuple[str, int], tuple[bool, str | None, str | None]] = {}
     u = systables.users
-    for entity, ids in by_entity.items():
+    for entity, id_set in by_entity.items():
         rt = catalog.entities[entity]
         t, ent = rt.table, rt.entity
         access = access_for(catalog.mset, principal, ent)
@@ -140,33 +186,32 @@ def present_matches(conn: sa.Connection, catalog: Catalog, principal: Principal,
         if ent.ownership:
             cols.append(u.c.display_name)
             stmt_from = t.outerjoin(u, u.c.id == t.c.owner)
-        rows = conn.execute(sa.select(*cols).select_from(stmt_from).where(t.c.id.in_(ids))).all()
-        readable: set[int] = set()
-        if access.allows("read"):
-            scope = scope_clause(t, ent, principal, access, "read", conn)
-            stmt = sa.select(t.c.id).where(t.c.id.in_(ids))
-            readable = set(conn.execute(stmt if scope is None else stmt.where(scope)).scalars())
-        for row in rows:
-            title = None if row[1] is None else str(row[1])
-            if ent.title_field in access.hidden:
-                title = None
-            elif ent.title_field in access.masked:
-                title = mask(title)
-            owner = row[2] if ent.ownership else None
-            shown[(entity, row[0])] = (row[0] in readable, title, owner)
-    out = []
-    for (entity, rid), (score, rule, action) in best.items():
-        if (entity, rid) not in shown:
-            continue  # deleted meanwhile (its keys are gone with it at commit)
-        readable, title, owner = shown[(entity, rid)]
-        out.append(Match(entity, rid if readable else None, score, rule, title if readable else None, owner, action))
-    out.sort(key=lambda m: (ACTION_ORDER[m.action], -m.score, m.entity, m.id or 0))
-    return out
+        scope = scope_clause(t, ent, principal, access, "read", conn) if access.allows("read") else None
+        all_ids = sorted(id_set)
+        for i in range(0, len(all_ids), _ID_CHUNK):
+            ids = all_ids[i:i + _ID_CHUNK]
+            rows = conn.execute(sa.select(*cols).select_from(stmt_from).where(t.c.id.in_(ids))).all()
+            readable: set[int] = set()
+            if access.allows("read"):
+                stmt = sa.select(t.c.id).where(t.c.id.in_(ids))
+                readable = set(conn.execute(stmt if scope is None else stmt.where(scope)).scalars())
+            for row in rows:
+                title = None if row[1] is None else str(row[1])
+                if ent.title_field in access.hidden:
+                    title = None
+                elif ent.title_field in access.masked:
+                    title = mask(title)
+                owner = row[2] if ent.ownership else None
+                shown[(entity, row[0])] = (row[0] in readable, title, owner)
+    return shown
 
 
 def _find(conn: sa.Connection, catalog: Catalog, principal: Principal, rules: Iterable[Rule],
           values: Mapping[str, Any], exclude: frozenset[tuple[str, int]]) -> list[Match]:
-    raw = [(e, i, s, rule.name, rule.action) for rule in rules for e, i, s in _rule_hits(conn, rule, values, exclude)]
+    def candidates(*args: Any) -> dict[int, float]:
+        return _candidates(conn, *args)
+
+    raw = [(e, i, s, rule.name, rule.action) for rule in rules for e, i, s in rule_hits(candidates, rule, values, exclude)]
     return present_matches(conn, catalog, principal, raw) if raw else []
 
 
@@ -192,12 +237,17 @@ def lock_candidates(conn: sa.Connection, mset: MetadataSet, rules: Iterable[Rule
                     values: Mapping[str, Any]) -> None:
     """Serialise writers that could duplicate each other: lock every key of `values` under
     the rules that refuse or link (two such records always share a key)."""
+    lock_keys(conn, candidate_lock_ids(rules, values))
+
+
+def candidate_lock_ids(rules: Iterable[Rule], values: Mapping[str, Any]) -> list[int]:
+    """The advisory-lock ids `lock_candidates` takes for `values`."""
     ids: list[int] = []
     for rule in rules:
         if rule.action in ("block", "link"):
             for c in rule.conditions:
                 ids += lock_ids(c.method, match_keys(c.method, normalise(c.method, values.get(c.field))))
-    lock_keys(conn, ids)
+    return ids
 
 
 def after_write(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,

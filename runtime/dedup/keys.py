@@ -133,8 +133,31 @@ def lock_ids(method: str, keys: Iterable[str]) -> list[int]:
 def lock_keys(conn: sa.Connection, lock_ids_: Iterable[int]) -> None:
     """Hold PostgreSQL transaction advisory locks on the keys until commit, in a fixed
     order (no deadlock between two checks). SQLite needs none: BEGIN IMMEDIATE already
-    lets one writer in at a time."""
+    lets one writer in at a time.
+
+    Every holder of key locks also holds ALL_KEYS shared. A batch with more than
+    KEY_LOCK_LIMIT keys (an import's 500 rows have thousands) takes ALL_KEYS exclusively
+    instead: it then runs alone among dedup writers until it commits — what SQLite does
+    for every write — rather than fill PostgreSQL's lock table (64 locks per connection
+    by default), which would fail the transaction with "out of shared memory"."""
     if conn.dialect.name != "postgresql":
         return
-    for lid in sorted(set(lock_ids_)):
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lid})
+    ids = sorted(set(lock_ids_))
+    if not ids:
+        return
+    if len(ids) > KEY_LOCK_LIMIT:
+        conn.execute(_LOCK_ONE, {"k": ALL_KEYS})
+        return
+    conn.execute(_LOCK_SHARED, {"k": ALL_KEYS})
+    if len(ids) == 1:
+        conn.execute(_LOCK_ONE, {"k": ids[0]})
+    else:  # one round trip for any number; unnest yields them in the array's order
+        conn.execute(_LOCK_MANY, {"ks": ids})
+
+
+#: The lock every key-lock holder shares and a big batch takes alone.
+ALL_KEYS = lock_ids("*", ["mc_dedup:all keys"])[0]
+KEY_LOCK_LIMIT = 256
+_LOCK_ONE = sa.text("SELECT pg_advisory_xact_lock(:k)")
+_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(:k)")
+_LOCK_MANY = sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ks AS bigint[])) AS u(k)")

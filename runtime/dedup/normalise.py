@@ -48,6 +48,9 @@ MIN_DELETION_LEN = 6
 BRAND_PREFIX = 16
 #: Chinese brands shorter than this get no deletion keys (see _brand_keys).
 MIN_CJK_DELETION_LEN = 6
+#: Values whose normalisation and keys are remembered: a batch of 500 rows uses a few
+#: thousand, over and over (lock, check, store); more would only hold memory.
+CACHED_VALUES = 8192
 
 
 # ------------------------------------------------------------------ shared text helpers
@@ -301,9 +304,26 @@ NORMALISERS: dict[str, Callable[[Any], str | None]] = {
 
 
 def normalise(method: str, value: Any) -> str | None:
-    """The canonical form of `value` under `method`; None when there is nothing to match."""
+    """The canonical form of `value` under `method`; None when there is nothing to match.
+
+    Remembered for recent values: a write normalises the same value to lock, check and
+    store its keys, and an import does so for thousands of rows (pypinyin and the place
+    and legal-form stripping are most of a check's time)."""
+    try:
+        return _normalise_cached(method, type(value), value)
+    except TypeError:  # an unhashable value (a location, a list): computed afresh
+        return _normalise(method, value)
+
+
+def _normalise(method: str, value: Any) -> str | None:
     norm = NORMALISERS[method](value)
     return norm[:NORM_MAX] if norm else None
+
+
+@lru_cache(maxsize=CACHED_VALUES)
+def _normalise_cached(method: str, kind: type, value: Any) -> str | None:
+    """`kind` keeps 1, 1.0 and True apart, which the cache would otherwise take as one key."""
+    return _normalise(method, value)
 
 
 # ------------------------------------------------------------------ keys and scores
@@ -321,8 +341,14 @@ def _deletion_keys(text: str, prefix: int = BLOCK_PREFIX) -> set[str]:
     return keys
 
 
-def match_keys(method: str, norm: str | None) -> set[str]:
-    """The keys stored for (and looked up with) a normalised value."""
+@lru_cache(maxsize=CACHED_VALUES)
+def match_keys(method: str, norm: str | None) -> frozenset[str]:
+    """The keys stored for (and looked up with) a normalised value (remembered, as
+    `normalise`: a similarity method's deletion keys are a few dozen string slices)."""
+    return frozenset(_match_keys(method, norm))
+
+
+def _match_keys(method: str, norm: str | None) -> set[str]:
     if not norm:
         return set()
     if method in EXACT_METHODS:

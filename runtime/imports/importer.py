@@ -1,12 +1,20 @@
 """Running an import: rows in batches, each batch one transaction, every write through
-the record service (`create_record` / `update_record`), so validation, permissions,
-formulas, numbering, dedup keys and history apply exactly as for a form.
+the record service (`create_records` / `create_record` / `update_record`), so
+validation, permissions, formulas, numbering, dedup keys and history apply exactly as
+for a form.
 
 A failed row must leave nothing half-written while the good rows of its batch are kept.
-A batch is first run straight through in its transaction (the fast pass). When any
-row raised — its writes, if any, are suspect — the batch is rolled back and its good
-rows are run again without the failed ones; only if something fails again is the batch
-run a third time with a savepoint around every row. Errors found while reading a cell
+In mode `create` a batch goes to the record service's batch door, `create_records`,
+which checks every row before it writes any and writes the good ones with one INSERT
+each for records, history and keys: a refused row has written nothing, so its batch
+stands as it is. The other modes decide row by row against what earlier rows of the
+file wrote (a second identical row is skipped or updates the first), so they write
+row by row: the batch is first run straight through (the fast pass); when any row
+raised — its writes, if any, are suspect — the batch is rolled back and its good rows
+are run again without the failed ones; only if something fails again is the batch run
+a third time with a savepoint around every row. A database error in a `create_records`
+batch (a value a concurrent writer took since the checks) sends that batch down the
+same row-by-row path, which finds the row. Errors found while reading a cell
 never reach the database and cost nothing. A dry run does all of it and rolls every
 batch back, reporting per row what would have happened. (Rows of earlier batches of the
 same file are not seen by a dry run's dedup check, since they were rolled back.)
@@ -29,7 +37,7 @@ from ..catalog import Catalog, Runtime
 from ..access import access_for
 from ..errors import BadRequest, PermissionDenied, ServiceError
 from ..principal import Principal
-from ..records import create_record, update_record
+from ..records import create_record, create_records, update_record
 from .cells import Resolver, row_payload
 from .matching import MODES, decide, write_check
 
@@ -124,6 +132,36 @@ class _Batch:
                       {**values, "version": version}, dedup_on=self.dedup_on)
         return Outcome(row, "update", decision.record_id)
 
+    def run_together(self, conn: sa.Connection) -> _Pass:
+        """Mode create: the rows that reach the database go to `create_records` at once.
+        Its refused rows wrote nothing, so none is `raised` (no redo); a database error
+        leaves the pass `aborted` for the row-by-row path."""
+        by_row: dict[int, list[Outcome]] = {}
+        todo: list[tuple[int, dict[str, Any]]] = []
+        for row, payload, cell_errors in self.prepared:
+            if payload is None:
+                by_row[row] = cell_errors
+                continue
+            decision = decide(conn, self.catalog, self.principal, self.entity, payload, self.options.mode,
+                              self.options.dedup)
+            if decision.action != "create":
+                by_row[row] = [Outcome(row, decision.action, decision.record_id, message=decision.message)]
+            else:
+                todo.append((row, {k: v for k, v in payload.items() if k != "id"}))
+        try:
+            created = create_records(conn, self.catalog, self.principal, self.entity, [p for _, p in todo],
+                                     dedup_on=self.dedup_on) if todo else []
+        except sa.exc.DBAPIError as exc:
+            log.info("import batch refused by the database, redone row by row: %s", exc)
+            return _Pass(aborted=True)
+        except ServiceError as exc:  # the whole batch refused (no create right)
+            created = []
+            for row, _ in todo:
+                by_row[row] = _errors_of(row, exc)
+        for (row, _), c in zip(todo, created):
+            by_row[row] = _errors_of(row, c.error) if c.error is not None else [Outcome(row, "create", c.record_id)]
+        return _Pass(outcomes=[o for row, _, _ in self.prepared for o in by_row[row]])
+
     def run(self, conn: sa.Connection, savepoints: bool, skip: dict[int, list[Outcome]] | None = None) -> _Pass:
         result = _Pass()
         for row, payload, cell_errors in self.prepared:
@@ -164,6 +202,23 @@ def _chunks(rows: Iterator[tuple[int, list[Any]]], size: int) -> Iterator[list[t
         yield chunk
 
 
+def _row_by_row(conn: sa.Connection, batch: _Batch, tx: sa.RootTransaction) -> tuple[_Pass, sa.RootTransaction]:
+    """A batch row by row: straight through; redone without the rows that raised; with a
+    savepoint per row only when the redo raised again. Returns the pass that stands and
+    the transaction it is in."""
+    result = batch.run(conn, savepoints=False)
+    if result.raised or result.aborted:
+        tx.rollback()
+        tx = conn.begin()
+        again = batch.run(conn, savepoints=False, skip=result.raised) if not result.aborted else None
+        if again is None or again.aborted or set(again.raised) - set(result.raised):
+            tx.rollback()
+            tx = conn.begin()
+            again = batch.run(conn, savepoints=True)
+        result = again
+    return result, tx
+
+
 def run_import(rt: Runtime, principal: Principal, entity: str, rows: Iterable[tuple[int, list[Any]]],
                columns: dict[int, Field], options: ImportOptions,
                on_batch: Callable[[sa.Connection, list[Outcome], Counts], None] | None = None) -> Counts:
@@ -194,16 +249,12 @@ def run_import(rt: Runtime, principal: Principal, entity: str, rows: Iterable[tu
                     else:
                         prepared.append((number, payload, []))
                 batch = _Batch(catalog, principal, entity, options, prepared)
-                result = batch.run(conn, savepoints=False)
-                if result.raised or result.aborted:
-                    tx.rollback()
-                    tx = conn.begin()
-                    again = batch.run(conn, savepoints=False, skip=result.raised) if not result.aborted else None
-                    if again is None or again.aborted or set(again.raised) - set(result.raised):
+                result = batch.run_together(conn) if options.mode == "create" else None
+                if result is None or result.aborted:
+                    if result is not None:
                         tx.rollback()
                         tx = conn.begin()
-                        again = batch.run(conn, savepoints=True)
-                    result = again
+                    result, tx = _row_by_row(conn, batch, tx)
                 if options.dry_run:
                     tx.rollback()
                     tx = conn.begin()
