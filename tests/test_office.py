@@ -371,7 +371,7 @@ def test_the_workbench_lists_exactly_my_scoped_to_dos(office, frozen):
         "contract": contracts["即将到期合同"]["id"], "period": 2, "plan_date": "2026-07-10", "amount": "500"})
     _create(client, h, "liu.yang", "receivable_plan", {
         "contract": contracts["即将到期合同"]["id"], "period": 3, "plan_date": "2026-06-01", "amount": "500",
-        "received_amount": "500", "status": "done"})
+        "status": "done"})  # received_amount is the receivables' roll-up (read-only); done plans aren't due
     _create(client, h, "liu.yang", "task", {"title": "准备投标文件", "assignee": ids["liu.yang"], "due_date": "2026-06-16"})
     _create(client, h, "liu.yang", "schedule", {"title": "下午拜访", "start_at": iso(dt.timedelta(hours=3)),
                                                  "end_at": iso(dt.timedelta(hours=4))})

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
-from metacrm.metadata.model import Entity, Field, Form, FormSection
+from metacrm.metadata.model import Entity, Field, Form, FormSection, View
 
 from ..access import Access, access_for
 from ..catalog import Catalog, EntityRuntime
@@ -25,12 +25,13 @@ from ..principal import Principal
 from ..query import ListRequest, list_records
 from ..record_reads import fetch_row, python_record, require_access
 from ..record_writes import condition_holds
+from ..view_access import may_use_view
 from ..records import create_record, delete_record, get_record, record_history, update_record
 from .context import runtime
 from .form_files import with_uploads
 from .form_input import form_payload
 from .screen_context import flash_t, init_screen_blueprint, language, screen_principal, t
-from .screen_support import expand_names, readable_fields
+from .screen_support import expand_names, list_columns
 from ..workflow.guard import approver_fields, locked_error, locking_machine
 from ..workflow.machine import machines_of
 from ..workflow.reading import available, record_approvals
@@ -75,6 +76,13 @@ class Related:
     filter_json: str
 
 
+def _first_table_view(catalog: Catalog, entity: Entity, principal: Principal, access: Access) -> View | None:
+    """The columns people chose for an entity's lists are the ones its related list shows:
+    its first table view the user may use (None: the title and first fields)."""
+    return next((v for (name, _), v in catalog.mset.views.items()
+                 if name == entity.name and v.type == "table" and may_use_view(v, principal, access)), None)
+
+
 def related_lists(conn: sa.Connection, catalog: Catalog, principal: Principal, rt: EntityRuntime,
                   record_id: int) -> list[Related]:
     """Every entity that points at this one by a lookup (a customer's contacts,
@@ -90,9 +98,9 @@ def related_lists(conn: sa.Connection, catalog: Catalog, principal: Principal, r
             if f.type != "lookup" or f.target != rt.name or f.name in access.unreadable:
                 continue
             filters = [[f.name, "=", record_id]]
-            shown = [c for c in readable_fields(other, access)
-                     if c.type not in ("table", "textarea", "richtext", "location", "file", "image")
-                     and c.name != f.name][:4]
+            shown = [c for c in list_columns(other, _first_table_view(catalog, other, principal, access), access)
+                     if c.type not in ("textarea", "richtext", "location", "file", "image")
+                     and c.name != f.name][:5]
             req = ListRequest(filters=filters, page_size=RELATED_ROWS, expand=expand_names(shown, access))
             result = list_records(conn, catalog, principal, other.name, req, runtime().timezone)
             out.append(Related(other, f, shown, result, json.dumps(filters)))

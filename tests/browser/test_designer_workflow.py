@@ -46,8 +46,10 @@ def test_admin_adds_a_step_from_300000_and_the_simulation_shows_it(crm, page_as)
     director = sim.locator(".ed-sim-step[data-step=director]")
     expect(director).to_have_attribute("data-status", "will_run")
     expect(director).to_contain_text("Morgan Manager")
-    # Nobody holds finance in this company: the step runs, escalated to the fallback.
-    expect(sim.locator(".ed-sim-step[data-step=finance]")).to_have_attribute("data-status", "escalated")
+    # Finance (the harness's `fin`) reviews from 100,000.
+    finance = sim.locator(".ed-sim-step[data-step=finance]")
+    expect(finance).to_have_attribute("data-status", "will_run")
+    expect(finance).to_contain_text("Fay Finance")
     expect(sim.locator(".ed-sim-step[data-step=general_manager]")).to_have_attribute("data-status", "skipped")
 
     # Below 300,000 the new step is skipped.
