@@ -18,6 +18,7 @@ from .. import systables
 from ..access import access_for, scope_clause
 from ..catalog import Catalog
 from ..clock import utcnow
+from ..errors import NotFound
 from ..principal import Principal
 from ..query import ListRequest, build_filter, list_records, query_context
 
@@ -36,6 +37,12 @@ def audience_filter(principal: Principal) -> list[Any]:
 def installed(catalog: Catalog) -> bool:
     entity = catalog.entities.get(ENTITY)
     return entity is not None and not entity.entity.archived
+
+
+def require_installed(catalog: Catalog) -> None:
+    """Announcements come with the office template: without it, their pages are a 404."""
+    if not installed(catalog):
+        raise NotFound("The office module is not installed.")
 
 
 def _scoped(conn: sa.Connection, catalog: Catalog, principal: Principal, timezone: str) -> sa.ColumnElement[bool] | None:
@@ -82,8 +89,6 @@ def open_announcement(conn: sa.Connection, catalog: Catalog, principal: Principa
                       timezone: str = "UTC") -> dict[str, Any]:
     """Read one announcement (NotFound unless it is meant for and readable by the
     principal) and mark it read for them; the record with `read` = True."""
-    from ..errors import NotFound
-
     result = list_records(conn, catalog, principal, ENTITY, ListRequest(
         filters=audience_filter(principal) + [["id", "=", announcement_id]], page_size=1, expand=["owner"]), timezone)
     if not result["items"]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest
 from ..office import announcements, contacts, workbench
 from .context import require_principal, runtime
 
@@ -54,8 +54,7 @@ def announcements_view() -> Any:
     page, size = _int_arg("page", 1, 100000), _int_arg("page_size", 50, 500)
     with rt.engine.connect() as conn:
         catalog = rt.catalog(conn)
-        if not announcements.installed(catalog):
-            raise NotFound("The office module is not installed.")
+        announcements.require_installed(catalog)
         return jsonify(announcements.list_announcements(conn, catalog, principal, rt.timezone, page, size))
 
 
@@ -65,8 +64,7 @@ def announcement_read_view(announcement_id: int) -> Any:
     rt = runtime()
     with rt.engine.begin() as conn:
         catalog = rt.catalog(conn)
-        if not announcements.installed(catalog):
-            raise NotFound("The office module is not installed.")
+        announcements.require_installed(catalog)
         record = announcements.open_announcement(conn, catalog, principal, announcement_id, rt.timezone)
         record["unread"] = announcements.unread_count(conn, catalog, principal, rt.timezone)
         return jsonify(record)

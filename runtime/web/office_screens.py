@@ -56,8 +56,7 @@ def announcements_page() -> Any:
     rt = runtime()
     with rt.engine.connect() as conn:
         catalog = rt.catalog(conn)
-        if not announcements.installed(catalog):
-            raise NotFound("The office module is not installed.")
+        announcements.require_installed(catalog)
         result = announcements.list_announcements(conn, catalog, principal, rt.timezone, 1, 100)
         entity = catalog.get("announcement").entity
     return render_template("office_announcements.html", result=result, entity=entity)
@@ -70,8 +69,7 @@ def announcement_page(announcement_id: int) -> Any:
     rt = runtime()
     with rt.engine.begin() as conn:
         catalog = rt.catalog(conn)
-        if not announcements.installed(catalog):
-            raise NotFound("The office module is not installed.")
+        announcements.require_installed(catalog)
         record = announcements.open_announcement(conn, catalog, principal, announcement_id, rt.timezone)
         entity = catalog.get("announcement").entity
     return render_template("office_announcement.html", record=record, entity=entity)
