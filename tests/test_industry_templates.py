@@ -369,6 +369,43 @@ def _confirm_receivable(client: Any, h: dict[str, dict[str, str]], contract: dic
     return client.get(f"/api/v1/records/receivable_plan/{plan['id']}", headers=h["liu.yang"]).get_json()
 
 
+def _dashboard_agrees_with_the_records(client: Any, ids: dict[str, int], h: dict[str, dict[str, str]],
+                                       rep: str = "liu.yang") -> None:
+    """The dashboard's funnel, targets and rankings over a template's data, checked against
+    sums computed here from the records themselves (what the admin may read)."""
+    admin = h["wang.jun"]
+
+    def items(entity: str) -> list[dict[str, Any]]:
+        r = client.get(f"/api/v1/records/{entity}?page_size=500", headers=admin)
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()["items"]
+
+    def report(name: str, **params: Any) -> dict[str, Any]:
+        r = client.get(f"/api/v1/reports/{name}", headers=admin, query_string=params)
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()
+
+    stages = [o["stage"] for o in items("opportunity")]
+    funnel = {row["stage"]: row for row in report("funnel", period="all")["rows"]}
+    for stage in set(stages):
+        assert funnel[stage]["count"] == stages.count(stage), (stage, funnel[stage])
+    signed = sum((Decimal(c["amount"]) for c in items("contract")
+                  if c["approval_status"] == "approved" and c["owner"] == ids[rep]), Decimal(0))
+    received = sum((Decimal(r["amount"]) for r in items("receivable")
+                    if r["approval_status"] == "approved" and r["owner"] == ids[rep]), Decimal(0))
+    assert signed > 0 and received > 0
+    ranking = {row["user"]: row for row in report("rankings", period="all")["rows"]}
+    assert (Decimal(ranking[ids[rep]]["contract_amount"]), Decimal(ranking[ids[rep]]["receivable_amount"])) == \
+        (signed, received)
+    # A monthly target of twice what was signed this month: the dashboard says 50 %.
+    month = report("targets", period="this_month")["from"]  # this month in the instance's time zone
+    _post(client, admin, "sales_target", {"year": int(month[:4]), "month": int(month[5:7]), "user": ids[rep],
+                                          "metric": "contract_amount", "amount": str(signed * 2)})
+    targets = {(t["kind"], t["id"], t["metric"]): t for t in report("targets", period="this_month")["totals"]}
+    mine = targets[("user", ids[rep], "contract_amount")]
+    assert (Decimal(mine["target"]), Decimal(mine["actual"]), mine["completion"]) == (signed * 2, signed, 50.0)
+
+
 def test_education_enquiry_to_trial_lesson_to_enrolment_paid_in_instalments(industry):
     app, client, ids, h = industry("education")
     rep = h["liu.yang"]
@@ -420,6 +457,7 @@ def test_education_enquiry_to_trial_lesson_to_enrolment_paid_in_instalments(indu
     assert sorted(p["period"] for p in outstanding["items"]) == [2, 3]
     meta = _entity_meta(client, h["wang.jun"], "receivable_plan")
     assert meta["label"] == {"en": "Instalment", "zh": "分期计划"}
+    _dashboard_agrees_with_the_records(client, ids, h)
 
 
 def test_real_estate_buyer_lead_to_viewings_to_a_deal_and_its_commission(industry):
@@ -474,6 +512,7 @@ def test_real_estate_buyer_lead_to_viewings_to_a_deal_and_its_commission(industr
     paid = _confirm_receivable(client, h, contract, plan, "78000")
     assert (paid["received_amount"], paid["outstanding"], paid["status"]) == ("78000.00", "0.00", "done")
     assert client.get(f"/api/v1/records/property/{flat['id']}", headers=rep).get_json()["status"] == "sold"
+    _dashboard_agrees_with_the_records(client, ids, h)
 
 
 # ------------------------------------------------------------------ upgrade 1.0 → 1.1 through the CLI
