@@ -113,6 +113,27 @@ def check_field_targets(ctx: Context, data: Mapping[str, Any]) -> Iterator[Probl
                     yield pointer("fields", i, "targets", j), problem
 
 
+def check_rollups(ctx: Context, data: Mapping[str, Any]) -> Iterator[Problem]:
+    """A `rollup` sits on a lookup or reference, reads fields of this entity, and writes
+    fields that at least one of the targets has (a reference's targets may differ: a
+    follow-up rolls up onto the leads and customers that keep follow-up dates)."""
+    own = EntityInfo.of(data)
+    for i, f in _fields(data):
+        rollup = f.get("rollup")
+        if not rollup:
+            continue
+        if f["type"] not in ("lookup", "reference"):
+            yield pointer("fields", i, "rollup"), "only a lookup or reference field can roll values up"
+            continue
+        targets = [ctx.entity(t) for t in ([f.get("target")] if f["type"] == "lookup" else f.get("targets") or ())]
+        for target_field, source in rollup.items():
+            if own.active(source) is None and source not in own.system:
+                yield pointer("fields", i, "rollup", target_field), f"unknown field '{source}' on '{data['name']}'"
+            if not any(t is not None and t.active(target_field) is not None for t in targets):
+                yield pointer("fields", i, "rollup", target_field), (
+                    f"none of the targets has a field '{target_field}'")
+
+
 def check_field_values(ctx: Context, data: Mapping[str, Any]) -> Iterator[Problem]:
     """Options, defaults, ranges, patterns, formula and autonumber keys of each field."""
     for i, f in _fields(data):
@@ -321,6 +342,7 @@ ENTITY_CHECKS = (
     check_field_names,
     check_title_and_parent,
     check_field_targets,
+    check_rollups,
     check_field_values,
     check_naming,
     check_entity_expressions,

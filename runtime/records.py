@@ -39,7 +39,8 @@ from .record_writes import (
     guarded_write, column_values, assign_numbers, write_children, children_snapshot,
 )
 from .record_checks import check_lookups, check_unique
-from .record_creates import Created, create_records, screen_create  # noqa: F401 - the batch door, re-exported
+from .record_creates import Created, screen_create  # noqa: F401 - re-exported
+from .record_creates import create_records as _create_batch
 
 
 # ------------------------------------------------------------------ create / update / delete
@@ -73,8 +74,54 @@ def create_record(conn: sa.Connection, catalog: Catalog, principal: Principal, e
         write_children(conn, rt, record_id, children, principal, now, {})
         duplicates = dedup.after_write(conn, catalog, principal, rt.name, record_id, values, on=dedup_on)
     record_changes(conn, rt.name, record_id, principal.user_id, now, "create", [(None, None, None)])
+    roll_up(conn, catalog, principal, rt, python_record(rt, row))
     # The inserted row comes back from RETURNING; only child rows need reading again.
     return _with_duplicates(present(read_record(conn, rt, row), access, child_access), duplicates)
+
+
+def create_records(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str,
+                   payloads: Any, *, dedup_on: str | None = "import") -> list[Created]:
+    """The batch door (`record_creates.create_records`: the same checks and writes as
+    `create_record`, once per batch), then each new record's roll-ups."""
+    out = _create_batch(conn, catalog, principal, entity, payloads, dedup_on=dedup_on)
+    rt = catalog.get(entity)
+    if rollup_fields(rt.entity):
+        for created in out:
+            if created.record_id is not None:
+                roll_up(conn, catalog, principal, rt, python_record(rt, fetch_row(conn, rt, created.record_id)))
+    return out
+
+
+# ------------------------------------------------------------------ roll-ups
+
+def rollup_fields(entity: Any) -> list[tuple[Any, Mapping[str, str]]]:
+    """The entity's lookups and references with a `rollup` (METADATA extension): (field, {target field: source})."""
+    return [(f, f.spec["rollup"]) for f in entity.active_fields
+            if f.type in ("lookup", "reference") and f.spec.get("rollup")]
+
+
+def roll_up(conn: sa.Connection, catalog: Catalog, principal: Principal, rt: Any, record: Mapping[str, Any]) -> None:
+    """Copy a new record's `rollup` values onto the records it points at — a follow-up's
+    time and next date onto its customer's last/next follow-up, which reminders, the
+    workbench and pool recycling read. Whichever door the follow-up came through (a screen,
+    the API, an import), the customer is kept in step. The target fields are the server's
+    (read-only to users), so this is an engine write: history is kept, the target's update
+    right is not asked (writing a follow-up on a record one may read is enough)."""
+    for f, mapping in rollup_fields(rt.entity):
+        link = record.get(f.name)
+        if link is None:
+            continue
+        name, target_id = (link["entity"], link["id"]) if f.type == "reference" else (f.target, link)
+        target = catalog.entities.get(name or "")
+        if target is None:
+            continue
+        changes = {to: jsonable(record.get(source)) for to, source in mapping.items()
+                   if target.entity.active_field(to) is not None and record.get(source) is not None}
+        if not changes:
+            continue
+        current = fetch_row(conn, target, target_id, lock=True)
+        update_record(conn, catalog, principal, target.name, target_id, {**changes, "version": current["version"]},
+                      dedup_on=None, workflow_fields=frozenset(changes))
 
 
 def update_record(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,

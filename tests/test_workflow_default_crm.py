@@ -130,6 +130,11 @@ def test_opportunity_stages_and_a_lost_reason(crm):
     assert rec["stage"] == "won"
     followups = client.get("/api/v1/records/followup", headers=h["liu.yang"]).get_json()["items"]
     assert [f["subject"] for f in followups] == [{"entity": "opportunity", "id": opp["id"]}]
+    # The workflow's follow-up rolled up onto the deal; the transition answered the deal as it
+    # is after that (its version too, which the caller's next write must send).
+    assert rec["last_followup_at"] == followups[0]["created_at"]
+    now = client.get(f"/api/v1/records/opportunity/{opp['id']}", headers=h["liu.yang"]).get_json()
+    assert (rec["version"], rec["last_followup_at"]) == (now["version"], now["last_followup_at"])
 
 
 def test_lead_lifecycle_and_conversion_through_the_engine(crm):

@@ -40,7 +40,6 @@ bp = init_screen_blueprint(Blueprint("metacrm_records", __name__))
 
 RELATED_ROWS = 10
 #: Fields a follow-up sets on the record it is about, when that record has them.
-FOLLOWUP_ROLLUP = {"last_followup_at": "created_at", "next_followup_at": "next_followup_at"}
 
 
 # ------------------------------------------------------------------ layout
@@ -322,29 +321,13 @@ def add_followup(entity: str, record_id: int) -> Any:
                                rt_.timezone)
         payload["subject"] = {"entity": entity, "id": record_id}
         try:
-            with conn.begin_nested():
-                created = create_record(conn, catalog, principal, "followup", payload)
-                _roll_up(conn, catalog, principal, entity, record_id, created)
+            with conn.begin_nested():  # the follow-up and its roll-up onto this record (the subject's `rollup`)
+                create_record(conn, catalog, principal, "followup", payload)
         except ServiceError as exc:
             flash(f"{t('error')}: {exc.message}", "danger")
             return redirect(url_for("metacrm_records.record_page", entity=entity, record_id=record_id) + "#timeline")
     flash_t("followup_saved")
     return redirect(url_for("metacrm_records.record_page", entity=entity, record_id=record_id) + "#timeline")
-
-
-def _roll_up(conn: sa.Connection, catalog: Catalog, principal: Principal, entity: str, record_id: int,
-             followup: Mapping[str, Any]) -> None:
-    rt = catalog.get(entity)
-    changes = {target: followup.get(source) for target, source in FOLLOWUP_ROLLUP.items()
-               if rt.entity.active_field(target) is not None and followup.get(source) is not None}
-    if not changes:
-        return
-    # The follow-up was created about a record the user may read (its reference was
-    # checked); the roll-up fields are the server's to keep (read-only for users), so
-    # they are written as an engine write, with history, like a workflow's actions.
-    current = get_record(conn, catalog, principal, entity, record_id)
-    update_record(conn, catalog, principal, entity, record_id, {**changes, "version": current["version"]},
-                  workflow_fields=frozenset(changes))
 
 
 @bp.post("/r/<entity>/form-state")

@@ -227,6 +227,10 @@ def enter(run: Run, row: Mapping[str, Any], target: str, transition: str, values
                            workflow_fields=frozenset(sets) | {machine.state_field})
     run.record.update({k: v for k, v in record.items()})
     run_side_actions(run, (target, transition), submitter, record)
+    if fetch_row(run.conn, run.rt, run.record_id)["version"] != record["version"]:
+        # A record an action created rolled up onto this one (a follow-up's date): answer
+        # the record as it is now, so the caller's next edit doesn't meet a stale version.
+        return present_for(run.conn, run.catalog, run.principal, run.rt, run.record_id)
     return record
 
 

@@ -143,7 +143,9 @@ def test_record_page_shows_related_lists_and_timeline_and_takes_a_follow_up(crm,
     timeline = page.locator(".mc-timeline")
     expect(timeline.locator("[data-kind=followup]")).to_have_count(1)
     expect(timeline.locator("[data-kind=followup]")).to_contain_text("First visit: they want a pilot.")
-    expect(timeline.locator("[data-kind=history]").first).to_contain_text("Nora North created this record")
+    # The follow-up (made through the API) rolled up onto the customer: newest first, then the creation.
+    expect(timeline.locator("[data-kind=history]").first).to_contain_text("Last follow-up")
+    expect(timeline.locator("[data-kind=history]").last).to_contain_text("Nora North created this record")
 
     note = "Called back: " + unique("pilot approved")
     form = page.locator("#mc-followup-form")
