@@ -6,19 +6,8 @@
   "use strict";
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
-
-  async function api(method, url, body) {
-    const res = await fetch(url, {
-      method, credentials: "same-origin",
-      headers: Object.assign({"Accept": "application/json", "X-CSRFToken": csrf()},
-                             body !== undefined ? {"Content-Type": "application/json"} : {}),
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    let data = null;
-    try { data = await res.json(); } catch (e) { data = null; }
-    return {ok: res.ok, status: res.status, data};
-  }
+  // app.js (loaded first by the shell's base.html) makes the JSON calls: {ok, status, data}.
+  const api = (method, url, body) => window.metacrmApi(method, url, body);
 
   function clearErrors(root) {
     $$(".is-invalid", root).forEach((el) => el.classList.remove("is-invalid"));

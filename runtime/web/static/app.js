@@ -30,6 +30,7 @@
     try { data = await res.json(); } catch (e) { data = null; }
     return {ok: res.ok, status: res.status, data};
   }
+  window.metacrmApi = api;  // JSON with the CSRF header: the designer's scripts call it too
   const errorText = (data) => {
     const err = data && data.error;
     if (!err) return "?";
