@@ -91,5 +91,22 @@
     });
   }
 
-  window.Designer = {api, showErrors, clearErrors, errorsOf, setCount, $, $$};
+  /* el("div", {class: "x", text: "…", onclick: fn, dataset: {…}}, ...children): a DOM node. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => {
+      if (v === undefined || v === null || v === false) return;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : v);
+    });
+    children.flat().forEach((c) => c !== null && c !== undefined && node.append(c));
+    return node;
+  }
+  /* A bilingual label ({"en", "zh"} or a plain string) in `lang`. */
+  const labelOf = (label, lang) => (label && typeof label === "object") ? (label[lang] || label.en || "") : (label || "");
+
+  window.Designer = {api, showErrors, clearErrors, errorsOf, setCount, el, labelOf, $, $$};
 })();

@@ -12,20 +12,8 @@
   let lastErrors = [];
   const byName = Object.fromEntries(S.fields.map((f) => [f.name, f]));
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => {
-      if (v === undefined || v === null || v === false) return;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else if (k === "dataset") Object.assign(node.dataset, v);
-      else node.setAttribute(k, v === true ? "" : v);
-    });
-    children.flat().forEach((c) => c !== null && c !== undefined && node.append(c));
-    return node;
-  }
-  const labelOf = (label) => (label && typeof label === "object") ? (label[lang] || label.en || "") : (label || "");
+  const el = D.el;
+  const labelOf = (label) => D.labelOf(label, lang);
 
   function placed() { return new Set(doc.sections.flatMap((s) => s.fields)); }
 
