@@ -109,6 +109,22 @@ def test_not_your_task_and_unknown_approval_are_flash_messages(co):
     assert "Not done:" in html and co.status(deal_id) == "pending"
 
 
+def test_a_closed_approval_says_nothing_of_itself_to_someone_who_may_not_see_it(co):
+    deal_id = submitted(co, "3000", "Top secret merger")
+    aid = approval_id(co, deal_id)
+    decide(screen(co, "lead"), aid, "approve")
+    assert co.status(deal_id) == "approved"
+    html = decide(screen(co, "rep2"), aid, "approve")  # can't read the deal, wasn't involved
+    assert "Not found:" in html and "Top secret merger" not in html
+    assert "Top secret merger" in decide(screen(co, "director"), aid, "approve")  # reads it: told it's closed
+
+
+def test_an_id_beyond_any_approval_is_not_found_not_an_error(co):
+    client = screen(co, "lead")
+    assert client.get("/approvals/99999999999999999999").status_code == 404
+    assert "Not found:" in decide(client, 99999999999999999999, "approve")
+
+
 def test_the_second_of_two_finance_approvers_loses_the_race_with_a_409_message(co):
     deal_id = submitted(co, "8000")
     aid = approval_id(co, deal_id)

@@ -21,6 +21,7 @@ from metacrm.metadata.model import Entity, Field
 
 from ..access import access_for
 from ..catalog import Catalog
+from ..coercion import MAX_ID
 from ..errors import Conflict, NotFound, ServiceError, ValidationFailed
 from ..principal import Principal
 from ..record_reads import add_titles, present
@@ -126,11 +127,18 @@ def approval_detail(approval_id: int) -> Any:
     return render_template(template, box=request.args.get("box", "pending"), decisions=DECISIONS, **context)
 
 
-def detail_context(conn: sa.Connection, catalog: Catalog, principal: Principal, approval_id: int) -> dict[str, Any]:
+def _approval_head(conn: sa.Connection, catalog: Catalog, approval_id: int) -> Any:
+    """The approval's entity, record, status and title; NotFound for an id that can't exist."""
     A = wf_approvals.A
-    head = conn.execute(sa.select(A.c.entity, A.c.record_id).where(A.c.id == approval_id)).first()
+    head = None if approval_id > MAX_ID else conn.execute(
+        sa.select(A.c.entity, A.c.record_id, A.c.status, A.c.title).where(A.c.id == approval_id)).first()
     if head is None or head.entity not in catalog.entities:
         raise NotFound(f"No approval with id {approval_id}.")
+    return head
+
+
+def detail_context(conn: sa.Connection, catalog: Catalog, principal: Principal, approval_id: int) -> dict[str, Any]:
+    head = _approval_head(conn, catalog, approval_id)
     # record_approvals() decides who may look (readers of the record and the people involved).
     data = record_approvals(conn, catalog, principal, head.entity, head.record_id)
     item = next((i for i in data["items"] if i["id"] == approval_id), None)
@@ -182,16 +190,14 @@ def decide(approval_id: int) -> Response:
 
 def _fire(principal: Principal, approval_id: int, decision: str, comment: str) -> str:
     """Fire the decision on the approval's record through the engine; the record's title."""
-    A = wf_approvals.A
     rt_ = runtime()
     with rt_.engine.begin() as conn:
         catalog = rt_.catalog(conn)
-        head = conn.execute(sa.select(A.c.entity, A.c.record_id, A.c.status, A.c.title)
-                            .where(A.c.id == approval_id)).first()
-        if head is None or head.entity not in catalog.entities:
-            raise NotFound(f"No approval with id {approval_id}.")
+        head = _approval_head(conn, catalog, approval_id)
         if head.status != "pending":
             # The page was older than the approval's end (decided, withdrawn or resubmitted).
+            # Only someone who may look at the approval learns its title: NotFound otherwise.
+            record_approvals(conn, catalog, principal, head.entity, head.record_id)
             raise _closed(head)
         fire_transition(conn, catalog, principal, head.entity, head.record_id, decision,
                         {"comment": comment} if comment else None)
