@@ -177,8 +177,10 @@ def check_expression() -> Any:
     """Live check of one expression against an entity's fields: the problems and the
     names (fields, system fields, child-table fields) it may use."""
     body = request_json()
-    if not isinstance(body, dict) or not isinstance(body.get("expression"), str):
-        raise BadRequest("Send {'expression': '...', 'entity': name} or {'expression', 'document'}.")
+    if not isinstance(body, dict) or not isinstance(body.get("expression"), str) \
+            or not isinstance(body.get("field"), (str, type(None))):
+        raise BadRequest("Send {'expression': '...', 'entity': name} or {'expression', 'document'}, "
+                         "with an optional 'field' name.")
     doc = _entity_body(body)
     with runtime().engine.connect() as conn:
         return jsonify(expressions.check(conn, doc, body["expression"], body.get("field")))

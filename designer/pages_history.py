@@ -9,7 +9,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from metacrm.metadata.documents import MetadataInvalid
 from metacrm.runtime.db import schema_transaction
-from metacrm.runtime.errors import BadRequest, Conflict
+from metacrm.runtime.coercion import MAX_ID
+from metacrm.runtime.errors import BadRequest, Conflict, NotFound
 from metacrm.runtime.publish import PublishRefused
 from metacrm.runtime.web.context import runtime
 from metacrm.runtime.web.screen_context import t
@@ -28,7 +29,7 @@ def history() -> Any:
 
 def _version_arg(name: str) -> int:
     value = request.args.get(name, "")
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
         raise BadRequest(f"'{name}' must be a version number.")
     return int(value)
 
@@ -46,6 +47,8 @@ def history_diff() -> Any:
 @bp.post("/history/<int:version>/rollback")
 def rollback(version: int) -> Any:
     by = require_admin()
+    if version > MAX_ID:
+        raise NotFound(f"No version {version}.")
     rt = runtime()
     try:
         with schema_transaction(rt.engine) as conn:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from metacrm.metadata.model import Entity, MetadataSet
 from metacrm.runtime import systables
+from metacrm.runtime.coercion import MAX_ID
 from metacrm.runtime.errors import BadRequest, NotFound
 from metacrm.runtime.workflow.approvals import truthy
 from metacrm.runtime.workflow.approvers import Directory
@@ -55,8 +56,11 @@ def _coerce(entity: Entity, name: str, raw: Any, directory: Directory) -> Any:
 
 def _user(conn: sa.Connection, who: Any) -> Any:
     u = systables.users
-    cond = u.c.id == int(who) if isinstance(who, int) or (isinstance(who, str) and who.isdigit()) \
-        else u.c.username == str(who)
+    if isinstance(who, str) and who.isascii() and who.isdigit():
+        who = int(who)
+    if isinstance(who, int) and not 0 < who <= MAX_ID:
+        raise BadRequest(f"No user '{who}'.", {"user": ["Choose a user."]})
+    cond = u.c.id == who if isinstance(who, int) else u.c.username == str(who)
     row = conn.execute(sa.select(u.c.id, u.c.username, u.c.display_name, u.c.is_admin).where(cond)).first()
     if row is None:
         raise BadRequest(f"No user '{who}'.", {"user": ["Choose a user."]})

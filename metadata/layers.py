@@ -42,7 +42,8 @@ def _item_key(items: list[Any]) -> str | None:
     if not items or not all(isinstance(i, dict) for i in items):
         return None
     for key in ITEM_KEYS:
-        if all(key in i for i in items):
+        # Only string names identify items; anything else is left to validation to refuse.
+        if all(isinstance(i.get(key), str) for i in items):
             return key
     return None
 

@@ -250,3 +250,18 @@ def test_draft_starts_as_the_instance_layer_and_removal_publishes_as_removal(app
     # removing the entity a form, a view and a role need is refused with their errors
     err = error_of(admin.delete(f"{API}/documents/entity/customer"), 422)
     assert {e["source"] for e in err["errors"]} >= {"form/customer/default"}
+
+
+def test_odd_input_to_history_and_checks_is_a_clear_error(admin: Any) -> None:
+    for query in ("a=²&b=1", "a=99999999999999999999&b=1", "a=x&b=1"):
+        assert admin.get(f"/designer/history/diff?{query}").status_code == 400, query
+    token = re.search(r'name="csrf-token" content="([^"]+)"', admin.get("/designer/history").get_data(as_text=True))
+    r = admin.post("/designer/history/99999999999999999999/rollback",
+                   data={"csrf_token": token.group(1) if token else ""})
+    assert r.status_code == 404
+    error_of(admin.post(f"{API}/expression", json={"entity": "customer", "expression": "name", "field": {"a": 1}}),
+             400)
+    doc = _customer(admin)
+    doc["fields"][0]["name"] = []
+    r = admin.put(f"{API}/documents/entity/customer", json=doc)
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]

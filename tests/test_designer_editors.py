@@ -336,3 +336,13 @@ def test_editors_are_for_admins_only(crm: Any) -> None:
     for url in ("/designer/workflows/contract_approval", "/designer/views", "/designer/dedup/customer_by_name_or_phone",
                 "/designer/views/customer/all"):
         assert rep_session.get(url).status_code == 403, url
+
+
+def test_odd_users_and_names_are_refused_not_errors(crm: Any) -> None:
+    doc = _contract_workflow(crm)
+    for user in ("²", "99999999999999999999", 0):
+        r = crm["admin"].post(f"{API}/workflow/simulate", json={"document": doc, "user": user, "record": {}})
+        assert r.status_code == 400 and "user" in r.get_json()["error"]["fields"], (user, r.get_json())
+    doc["states"][0]["name"] = {"not": "a name"}
+    r = crm["admin"].put(f"{API}/workflow", json=doc)
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
