@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from metacrm.runtime import people, systables
+from metacrm.runtime.coercion import MAX_ID
 from metacrm.runtime.errors import PermissionDenied, ServiceError, ValidationFailed
 from metacrm.runtime.web.context import runtime
 from metacrm.runtime.web.screen_context import flash_t, init_screen_blueprint, screen_principal
@@ -50,7 +51,7 @@ def form_id(form: Mapping[str, str], key: str) -> int | None:
     raw = (form.get(key) or "").strip()
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_ID:
         raise ValidationFailed(f"{key} must be an id.", {key: ["Choose one from the list."]})
     return int(raw)
 
