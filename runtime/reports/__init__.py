@@ -4,7 +4,15 @@ look a report up the same way.
 
 A report is called as `report(conn, catalog, principal, params)` and answers
 `{"rows": [...], ...}`. Every query it runs is a SQLAlchemy Core select limited by the
-caller's read scope (`scope.ReportContext.source`). No Flask here: the web face is
+caller's read scope (`scope.ReportContext.source`).
+
+Permissions rule (the same as the list API's, spelled out in scope.py): a report never
+reads an entity the caller may not read, nor filters, dates, groups, sums or shows a
+field hidden or masked for them — child tables included (the contract's `lines` field
+and the line entity's fields; a child follows its parent's access). What a report cannot
+do without is refused with the usual 403; where a report already degrades per measure
+(brief rows, trend series, rankings, amounts, targets' actuals) that measure is left out
+or null. No Flask here: the web face is
 `runtime/web/reports_api.py` and `runtime/web/dashboard.py`.
 """
 from __future__ import annotations

@@ -80,10 +80,14 @@ def _whole_months(start: dt.date, end: dt.date) -> int:
 
 
 def _date(raw: str, name: str) -> dt.date:
+    """A from/to date; years 1900–9998, so the day after it and the period before it exist."""
     try:
-        return dt.date.fromisoformat(raw.strip())
+        value = dt.date.fromisoformat(raw.strip())
     except ValueError:
         raise BadRequest(f"{name} must be a date (YYYY-MM-DD).", {name: ["Use a date like 2026-01-31."]}) from None
+    if not 1900 <= value.year <= 9998:
+        raise BadRequest(f"{name} must be a date between 1900 and 9998.", {name: ["A year from 1900 to 9998."]})
+    return value
 
 
 def _id(raw: str | None, name: str) -> int | None:
@@ -136,7 +140,7 @@ def parse_params(args: Mapping[str, str], tz: ZoneInfo, today: dt.date, default_
     raw_limit = (args.get("limit") or "").strip()
     limit = 10
     if raw_limit:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise BadRequest(f"limit must be 1 to {MAX_LIMIT}.", {"limit": [f"A whole number from 1 to {MAX_LIMIT}."]})
         limit = int(raw_limit)
     return ReportParams(period, start, end, tz, today, _id(args.get("user"), "user"),

@@ -18,7 +18,7 @@ from metacrm.metadata.model import Label
 
 from ..errors import PermissionDenied
 from .common import ZERO, money, option_label, percent, quantity
-from .sales import MEASURES, measure_where
+from .sales import MEASURES, measure_readable, measure_where
 from .scope import ReportContext, in_period
 
 CUSTOMER_DIMENSIONS = ("level", "industry", "source")
@@ -45,6 +45,8 @@ def funnel(ctx: ReportContext) -> dict[str, Any]:
     src = ctx.source("opportunity")
     if src is None:
         raise PermissionDenied("The funnel needs read access to opportunities.")
+    if not src.readable("stage", "created_at"):
+        raise PermissionDenied("The funnel needs the opportunities' stage, which is hidden from you.")
     stage = src.table.c.stage
     amount = src.column("amount")
     cols = [stage, sa.func.count().label("n")] + \
@@ -102,33 +104,46 @@ def products(ctx: ReportContext) -> dict[str, Any]:
     """Product sales from the lines of approved contracts in the period: quantity and
     amount by product (best first), and by category."""
     contracts = ctx.source("contract")
-    if contracts is None:
+    measure = MEASURES["contracts"]
+    if contracts is None or not measure_readable(contracts, measure):
         raise PermissionDenied("Product sales need read access to contracts.")
-    line_rt = next((c for c in contracts.rt.children.values() if c.entity.active_field("product")), None)
+    field = next((name for name, c in contracts.rt.children.items() if c.entity.active_field("product")), None)
+    product_src = ctx.source("product")
     product_rt = ctx.catalog.entities.get("product")
-    if line_rt is None or product_rt is None:
+    if field is None or product_rt is None or product_rt.entity.archived:
         return {"rows": [], "categories": []}
-    lines, product = line_rt.table, product_rt.table
-    contract_ids = sa.select(contracts.table.c.id).where(*measure_where(contracts, MEASURES["contracts"], ctx.params))
-    amount = lines.c.amount if "amount" in lines.c and contracts.column("amount") is not None else None
+    line_src = ctx.child(contracts, field)
+    # The report ranks and charts by amount: it needs the lines' product, quantity and
+    # amount and the contract's amount (the line amounts add up to it) readable.
+    if line_src is None or product_src is None or not line_src.readable("product", "quantity", "amount") \
+            or not contracts.readable("amount"):
+        raise PermissionDenied("Product sales need read access to products and to the contracts' product lines "
+                               "and amounts.")
+    lines, product = line_src.table, product_src.table
+    contract_ids = sa.select(contracts.table.c.id).where(*measure_where(contracts, measure, ctx.params))
+    amount = lines.c.amount if "amount" in lines.c else None
     value = sa.func.coalesce(sa.func.sum(amount), 0) if amount is not None else sa.literal(0)
     stmt = (sa.select(lines.c["product"], sa.func.coalesce(sa.func.sum(lines.c.quantity), 0).label("quantity"),
                       value.label("amount"))
             .where(lines.c.parent_id.in_(contract_ids), lines.c["product"].is_not(None))
             .group_by(lines.c["product"]))
     sold = {r.product: (Decimal(r.quantity), Decimal(r.amount)) for r in ctx.conn.execute(stmt)}
+    # A product's name, code or category hidden/masked for the caller is null (and not grouped by).
+    shown = {name: product_src.column(name) for name in ("name", "code", "category")}
     info = {r.id: r for r in ctx.conn.execute(
-        sa.select(product.c.id, product.c["name"], product.c.code, product.c.category)
-        .where(product.c.id.in_(sorted(sold))))} if sold else {}
-    category_field = product_rt.entity.active_field("category")
+        sa.select(product.c.id, *(sa.null().label(n) if c is None else c.label(n) for n, c in shown.items()))
+        .where(*product_src.where, product.c.id.in_(sorted(sold))))} if sold else {}
+    category_field = product_src.rt.entity.active_field("category") if shown["category"] is not None else None
     rows, by_category = [], {}
     for pid, (qty, amt) in sorted(sold.items(), key=lambda kv: (-kv[1][1], kv[0])):
         p = info.get(pid)
         category = p.category if p is not None else None
-        rows.append({"product": pid, "name": p.name if p is not None else f"#{pid}",
+        rows.append({"product": pid, "name": p.name if p is not None and p.name is not None else f"#{pid}",
                      "code": p.code if p is not None else None, "category": category,
                      "category_label": option_label(category_field, category, ctx.language),
                      "quantity": quantity(qty), "amount": money(amt)})
+        if shown["category"] is None:
+            continue  # the category is hidden: no totals by it
         q, a = by_category.get(category, (ZERO, ZERO))
         by_category[category] = (q + qty, a + amt)
     categories = [{"category": c, "label": option_label(category_field, c, ctx.language),

@@ -5,6 +5,11 @@ Which rows count (documented in the README):
 - new leads / customers / follow-ups / opportunities: created in the period;
 - contracts: *approved* ones, dated by `sign_date` (or, without one, when created);
 - receivables: *confirmed* ones (`approval_status` approved), dated by `received_at`.
+
+A measure whose date, fallback date or status field is hidden or masked for the caller
+is left out like an unreadable entity (`measure_readable`): the brief drops its row, the
+trend's series and a ranking are null; its amount alone hidden leaves only the amount
+null. Rankings need the contract measure (403 without it).
 """
 from __future__ import annotations
 
@@ -48,6 +53,12 @@ MEASURES: dict[str, Measure] = {m.key: m for m in (
 )}
 
 
+def measure_readable(src: Source, m: Measure, *more: str | None) -> bool:
+    """The caller may read every field the measure filters or dates by (and `more`):
+    otherwise the measure is left out, never computed over a hidden/masked field."""
+    return src.readable(m.date, m.fallback_date, m.status[0] if m.status else None, *more)
+
+
 def measure_base(src: Source, m: Measure) -> list[sa.ColumnElement[bool]]:
     """The WHERE parts of a measure before dates: scope, filters, status."""
     where = list(src.where)
@@ -83,7 +94,7 @@ def _totals(ctx: ReportContext, m: Measure, params: ReportParams,
     One query per period, each a range on the date's index: measured on SQLite, that is
     faster than one query of conditional aggregates over both periods (an OR of ranges)."""
     src = ctx.source(m.entity, params)
-    if src is None:
+    if src is None or not measure_readable(src, m):
         return None
     amount = src.column(m.amount) if m.amount else None
     cols = [sa.func.count()] + ([sa.func.coalesce(sa.func.sum(amount), 0)] if amount is not None else [])
@@ -142,7 +153,7 @@ def monthly(ctx: ReportContext, m: Measure, months: list[Any], group: str | None
     """{(group value or None, month index): amount or count} of a measure in the period;
     None when the caller may not read the entity or the amount."""
     src = ctx.source(m.entity)
-    if src is None:
+    if src is None or not measure_readable(src, m, group):
         return None
     amount = src.column(m.amount) if m.amount else None
     if m.amount and amount is None:
@@ -200,20 +211,26 @@ def rankings(ctx: ReportContext) -> dict[str, Any]:
     if ctx.source("contract") is None:
         raise PermissionDenied("Rankings need read access to contracts.")
     values: dict[str, dict[int, Decimal]] = {}
+    unavailable: set[str] = set()  # measures the caller may not read: null, not zero
     for key, measure, _ in RANKED:
         m = MEASURES[measure]
         src = ctx.source(m.entity)
         values[key] = {}
-        if src is None or not src.rt.entity.ownership:
+        if src is None or not src.rt.entity.ownership or not measure_readable(src, m, "owner"):
+            unavailable.add(key)
             continue
         amount = src.column(m.amount) if m.amount else None
         if m.amount and amount is None:
+            unavailable.add(key)
             continue
         value = sa.func.coalesce(sa.func.sum(amount), 0) if amount is not None else sa.func.count()
         owner = src.table.c.owner
         stmt = sa.select(owner, value.label("value")).where(*measure_where(src, m, ctx.params), owner.is_not(None)) \
             .group_by(owner)
         values[key] = {r.owner: Decimal(r.value or 0) for r in ctx.conn.execute(stmt) if r.value}
+    if "contract_amount" in unavailable:
+        raise PermissionDenied("Rankings need the contracts' amount, approval status, sign date and owner, "
+                               "some of which are hidden from you.")
     ranks: dict[str, dict[int, int]] = {}
     top: dict[str, list[int]] = {}
     for key, _, _ in RANKED:
@@ -226,6 +243,9 @@ def rankings(ctx: ReportContext) -> dict[str, Any]:
     def row(u: int) -> dict[str, Any]:
         out: dict[str, Any] = {"user": u, "name": names.get(u, f"#{u}")}
         for key, _, is_money in RANKED:
+            if key in unavailable:
+                out[key] = out[f"rank_{key}"] = None
+                continue
             v = values[key].get(u, ZERO)
             out[key] = money(v) if is_money else int(v)
             out[f"rank_{key}"] = ranks[key].get(u)

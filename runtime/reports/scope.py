@@ -3,7 +3,15 @@ narrowed by the `user` / `department` filters and the period.
 
 Every query of every report starts here, so a dashboard can never count a row the
 caller's list of the same entity would not show (ARCHITECTURE.md: permissions in SQL).
-A measure the caller may not read (a hidden or masked amount) is left out, not summed.
+
+Field permissions (the rule every report follows, as the list API does): a report never
+filters, buckets, groups, sums or shows a field that is hidden or masked for the caller
+(`Access.unreadable`), nor reads an entity they may not read. A child table (the
+contract's `lines`) follows its parent: it is readable only when the parent is and the
+table field itself is readable, and its own fields' restrictions apply too
+(`ReportContext.child`). What a report cannot do without is refused with the usual 403
+(PermissionDenied); where a report already degrades per measure (the brief's rows, the
+trend's series, a ranking, an amount) the measure is left out or null instead.
 
 `user` and `department` narrow *within* the scope. Asking for someone outside it is a
 403 naming the field (not silently empty numbers, which would read as "they sold
@@ -44,6 +52,11 @@ class Source:
         if f is None or name in self.access.unreadable or name not in self.table.c:
             return None
         return self.table.c[name]
+
+    def readable(self, *names: str | None) -> bool:
+        """None of `names` (None entries skipped) is hidden or masked for the caller: the
+        report may filter, bucket or group on them."""
+        return not any(n is not None and n in self.access.unreadable for n in names)
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,19 @@ class ReportContext:
             if p.department is not None:
                 where.append(rt.table.c.department.in_(sorted(self.org.child_departments(p.department))))
         return Source(rt, access, tuple(where))
+
+    def child(self, parent: Source, field_name: str) -> Source | None:
+        """The child table behind `parent`'s table field `field_name` as the caller may
+        read it (it follows the parent: access_for governs it by the parent's rights, with
+        the child's own field restrictions); None when the field is missing, hidden or
+        masked. Its `where` is empty: limit it by the parent's ids."""
+        rt = parent.rt.children.get(field_name)
+        if rt is None or not parent.readable(field_name) or parent.rt.entity.active_field(field_name) is None:
+            return None
+        access = access_for(self.catalog.mset, self.principal, rt.entity)
+        if not access.allows("read"):
+            return None
+        return Source(rt, access, ())
 
     def visible_users(self, entity: str) -> frozenset[int] | None:
         """The people whose records of `entity` the caller's read scope covers (None: everyone)."""
@@ -164,11 +190,19 @@ def make_context(conn: sa.Connection, catalog: Catalog, principal: Principal, pa
 
 # ------------------------------------------------------------------ period conditions
 
+def _check_readable(src: Source, column: str) -> None:
+    """The last guard: a period or bucket over a hidden/masked field would leak it."""
+    if not src.readable(column):
+        raise PermissionDenied(f"This report needs the {src.rt.entity.name} field '{column}', "
+                               "which is hidden from you.")
+
+
 def in_period(src: Source, column: str, start: dt.date | None, end: dt.date | None,
               params: ReportParams) -> sa.ColumnElement[bool]:
     """`column` within [start, end): dates compared as dates, datetimes from local midnight."""
     if start is None or end is None:
         return sa.true()
+    _check_readable(src, column)
     col = src.table.c[column]
     f = src.rt.entity.field(column)
     if f is not None and f.value_kind == "date":
@@ -179,6 +213,7 @@ def in_period(src: Source, column: str, start: dt.date | None, end: dt.date | No
 def month_bucket(src: Source, column: str, months: list[dt.date], params: ReportParams) -> sa.ColumnElement[int]:
     """Which of `months` a row's `column` falls in (0-based), as one CASE: the same SQL on
     SQLite and PostgreSQL, and months cut at local midnight, not UTC's."""
+    _check_readable(src, column)
     col = src.table.c[column]
     f = src.rt.entity.field(column)
     is_date = f is not None and f.value_kind == "date"

@@ -8,9 +8,16 @@ its whole subtree (runtime/org.py).
 Whose targets a caller sees: people inside their read scope of the measure's entity; a
 department only when their scope covers everyone in it (a rep sees no department row:
 their scope would make the department's actual their own numbers).
+
+Permissions (see scope.py): the targets are read within the caller's read scope of
+`sales_target`; without read access to it, or with one of its fields the report reads
+hidden or masked, the report is refused (403). An actual whose measure the caller may
+not read (the contract's amount, approval status or dates hidden, say) is null, and so
+is its completion — never a sum over a hidden field, never a misleading zero.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -25,6 +32,8 @@ from .scope import ReportContext, department_names, user_names
 TARGET_ENTITY = "sales_target"
 #: metric option → the measure whose amount is its actual.
 METRICS = {"contract_amount": "contracts", "receivable_amount": "receivables"}
+#: The sales_target fields the report reads: hidden or masked, the report is refused.
+TARGET_FIELDS = ("year", "month", "user", "department", "metric", "amount")
 KIND_LABELS = {"user": ("Person", "员工"), "department": ("Department", "部门")}
 
 
@@ -37,12 +46,17 @@ def targets(ctx: ReportContext) -> dict[str, Any]:
     months = ctx.params.months()
     if rt is None or rt.entity.archived or not months:
         return {"rows": [], "totals": []}
+    # The targets themselves: the caller's read scope of sales_target (not the people
+    # filters, which pick whose targets below), and every field read must be readable.
+    src = ctx.source(TARGET_ENTITY, dataclasses.replace(ctx.params, user=None, department=None))
+    if src is None or not src.readable(*TARGET_FIELDS):
+        raise PermissionDenied("Targets need read access to sales targets.")
     t = rt.table
     month_index = {(m.year, m.month): i for i, m in enumerate(months)}
     period = sa.or_(*(sa.and_(t.c.year == y, t.c.month.in_(sorted(mm for yy, mm in month_index if yy == y)))
                       for y in sorted({y for y, _ in month_index})))
     found = ctx.conn.execute(sa.select(t.c.year, t.c.month, t.c.user, t.c.department, t.c.metric, t.c.amount)
-                             .where(period, t.c.metric.in_(sorted(METRICS)))).all()
+                             .where(*src.where, period, t.c.metric.in_(sorted(METRICS)))).all()
     wanted = _subjects(ctx, found)
     goal: dict[tuple[str, int, str, int], Decimal] = {}
     for r in found:
@@ -50,7 +64,7 @@ def targets(ctx: ReportContext) -> dict[str, Any]:
         if key in wanted:
             k = (key[0], key[1], r.metric, month_index[(r.year, r.month)])
             goal[k] = goal.get(k, ZERO) + Decimal(r.amount or 0)
-    actual = _actuals(ctx, months, {s for s in wanted})
+    actual, unknown = _actuals(ctx, months, {s for s in wanted})
     names = {"user": user_names(ctx.conn, {i for k, i in wanted if k == "user"}),
              "department": department_names(ctx.conn, {i for k, i in wanted if k == "department"})}
     labels = _metric_labels(ctx)
@@ -62,22 +76,24 @@ def targets(ctx: ReportContext) -> dict[str, Any]:
             sum_goal = sum_actual = ZERO
             for i, month in enumerate(months):
                 g = goal.get((kind, sid, metric, i))
-                a = actual.get((metric, kind, sid, i), ZERO)
-                sum_actual += a
+                a = None if metric in unknown else actual.get((metric, kind, sid, i), ZERO)
+                sum_actual += a or ZERO
                 if g is None:
                     continue
                 sum_goal += g
                 rows.append(_row(kind, sid, names, metric, labels, month.strftime("%Y-%m"), g, a, ctx.language))
-            totals.append(_row(kind, sid, names, metric, labels, None, sum_goal, sum_actual, ctx.language))
+            totals.append(_row(kind, sid, names, metric, labels, None, sum_goal,
+                               None if metric in unknown else sum_actual, ctx.language))
     return {"rows": rows, "totals": totals}
 
 
 def _row(kind: str, sid: int, names: dict[str, dict[int, str]], metric: str, labels: dict[str, str],
-         month: str | None, goal: Decimal, actual: Decimal, language: str) -> dict[str, Any]:
+         month: str | None, goal: Decimal, actual: Decimal | None, language: str) -> dict[str, Any]:
     return {"kind": kind, "kind_label": KIND_LABELS[kind][1 if language == "zh" else 0], "id": sid,
             "name": names[kind].get(sid, f"#{sid}"), "metric": metric,
             "metric_label": labels.get(metric, metric), "month": month, "target": money(goal),
-            "actual": money(actual), "completion": percent(actual, goal)}
+            "actual": None if actual is None else money(actual),
+            "completion": None if actual is None else percent(actual, goal)}
 
 
 def _subjects(ctx: ReportContext, found: list[Any]) -> set[tuple[str, int]]:
@@ -100,25 +116,32 @@ def _subjects(ctx: ReportContext, found: list[Any]) -> set[tuple[str, int]]:
     return out
 
 
-def _actuals(ctx: ReportContext, months: list[dt.date],
-             subjects: set[tuple[str, int]]) -> dict[tuple[str, str, int, int], Decimal]:
-    """{(metric, "user"|"department", id, month index): actual}; departments roll up their subtree."""
+def _actuals(ctx: ReportContext, months: list[dt.date], subjects: set[tuple[str, int]]
+             ) -> tuple[dict[tuple[str, str, int, int], Decimal], set[str]]:
+    """({(metric, "user"|"department", id, month index): actual}, the metrics whose
+    actuals the caller may not read — null, not zero); departments roll up their subtree."""
     users = frozenset(i for k, i in subjects if k == "user")
     departments = {i for k, i in subjects if k == "department"}
     out: dict[tuple[str, str, int, int], Decimal] = {}
+    unknown: set[str] = set()
     for metric, measure in METRICS.items():
         m = MEASURES[measure]
         if users:
-            for (owner, i), v in (monthly(ctx, m, months, "owner", users) or {}).items():
+            found = monthly(ctx, m, months, "owner", users)
+            if found is None:
+                unknown.add(metric)
+            for (owner, i), v in (found or {}).items():
                 out[(metric, "user", owner, i)] = v
         if departments:
             below = {d: ctx.org.child_departments(d) for d in departments}
-            per_dept = monthly(ctx, m, months, "department", frozenset().union(*below.values())) or {}
+            per_dept = monthly(ctx, m, months, "department", frozenset().union(*below.values()))
+            if per_dept is None:
+                unknown.add(metric)
             for d, subtree in below.items():
-                for (dept, i), v in per_dept.items():
+                for (dept, i), v in (per_dept or {}).items():
                     if dept in subtree:
                         out[(metric, "department", d, i)] = out.get((metric, "department", d, i), ZERO) + v
-    return out
+    return out, unknown
 
 
 def _metric_labels(ctx: ReportContext) -> dict[str, str]:
