@@ -288,6 +288,15 @@
     status("invalid", errors.length);
   }));
 
+  /* A panel's call that failed: its errors beside their inputs and its message in `out`; true then. */
+  function refused(r, out) {
+    if (r.ok) return false;
+    const err = (r.data && r.data.error) || {};
+    if (err.errors) showErrors(err.errors);
+    out.textContent = err.message || String(r.status);
+    return true;
+  }
+
   // ------------------------------------------------------------------ dedup: test this rule
   document.addEventListener("click", safely(async (e) => {
     const btn = e.target.closest("#ed-run-test");
@@ -295,12 +304,7 @@
     const out = $("#ed-test-result");
     out.textContent = "…";
     const r = await call("POST", btn.dataset.url, {document: collect()});
-    if (!r.ok) {
-      const err = (r.data && r.data.error) || {};
-      if (err.errors) showErrors(err.errors);
-      out.textContent = err.message || String(r.status);
-      return;
-    }
+    if (refused(r, out)) return;
     const d = r.data;
     const head = document.createElement("p");
     head.className = "mb-2";
@@ -335,12 +339,7 @@
     const record = {};
     $$(".ed-sim-field", body).forEach((el) => { if (el.value.trim() !== "") record[el.name] = el.value.trim(); });
     const r = await call("POST", btn.dataset.url, {document: collect(), user: $("#ed-sim-user").value, record});
-    if (!r.ok) {
-      const err = (r.data && r.data.error) || {};
-      if (err.errors) showErrors(err.errors);
-      out.textContent = err.message || String(r.status);
-      return;
-    }
+    if (refused(r, out)) return;
     const d = r.data;
     const head = document.createElement("p");
     head.className = "mb-2 fw-medium";
