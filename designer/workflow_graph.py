@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 from markupsafe import Markup, escape
 
+from metacrm.runtime.web.charts import fit_text  # labels wider than a node end in an ellipsis
+
 NODE_W, NODE_H = 132, 44
 COL_GAP, ROW_GAP = 96, 40
 MARGIN = 24
@@ -142,17 +144,6 @@ def _edge_path(a: Node, b: Node, fan: int) -> tuple[str, float, float, str]:
             (x1 + x2) / 2 - 8, cy - drop * 0.25, "middle")
 
 
-def _short(text: str, width: int = 16) -> str:
-    """Labels longer than a node is wide end in an ellipsis (a CJK character counts twice)."""
-    out, used = "", 0
-    for ch in text:
-        used += 2 if ord(ch) > 0x2E80 else 1
-        if used > width:
-            return out + "…"
-        out += ch
-    return out
-
-
 def render_svg(workflow: Mapping[str, Any], lang: str = "en", selected: str | None = None) -> Markup:
     """The graph as inline SVG markup (escaped labels; clickable by data attributes)."""
     nodes, edges = layout(workflow, lang)
@@ -194,7 +185,7 @@ def render_svg(workflow: Mapping[str, Any], lang: str = "en", selected: str | No
                      f'<rect x="{n.x}" y="{n.y}" width="{NODE_W}" height="{NODE_H}" rx="{rx}" fill="{fill}" '
                      f'stroke="{stroke}" stroke-width="{2.5 if n.name == selected or not n.reachable else 1.4}"/>'
                      f'<text x="{n.x + NODE_W / 2:.0f}" y="{n.y + 19}" text-anchor="middle" font-size="13" '
-                     f'font-weight="600">{escape(_short(n.label))}</text>{lock}'
+                     f'font-weight="600">{escape(fit_text(n.label, 16))}</text>{lock}'
                      f'<text x="{n.x + NODE_W / 2:.0f}" y="{n.y + 35}" text-anchor="middle" font-size="10" '
                      f'fill="#6c757d">{escape(n.name)}</text></g>')
     parts.append("</svg>")

@@ -59,7 +59,7 @@ def _columns(text: str) -> int:
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
 
 
-def _fit(text: str, limit: int) -> str:
+def fit_text(text: str, limit: int) -> str:
     """Cut a label to about `limit` columns (a CJK character counts as two)."""
     out, width = "", 0
     for ch in text:
@@ -84,7 +84,7 @@ def hbars(items: Sequence[tuple[str, float | Decimal, str]], title: str, empty: 
         y = top + i * row
         w = max(1.0, span * float(value) / peak) if float(value) else 0
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" fill="#212529">{escape(_fit(label, 18))}</text>'
+            f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" fill="#212529">{escape(fit_text(label, 18))}</text>'
             f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row - 10}" rx="3" fill="{color}"/>'
             f'<text x="{label_w + w + 4:.1f}" y="{y + 16}" fill="#495057">{escape(shown)}</text>')
     return _svg(width, height, "".join(parts), title)
@@ -150,7 +150,7 @@ def funnel(items: Sequence[tuple[str, int, str]], title: str, empty: str, width:
     for i, (label, n, note) in enumerate(items):
         w = max(8.0, span * n / peak)
         y = top + i * row
-        raw = f'{_fit(label, 16)} · {n}{(" · " + note) if note else ""}'
+        raw = f'{fit_text(label, 16)} · {n}{(" · " + note) if note else ""}'
         text = escape(raw)
         parts.append(f'<rect x="{mid - w / 2:.1f}" y="{y}" width="{w:.1f}" height="{row - 4}" rx="4" '
                      f'fill="{COLORS[i % len(COLORS)]}" fill-opacity="0.85"/>')
@@ -175,7 +175,7 @@ def _grid(left: float, top: float, plot_w: float, plot_h: float, peak: float) ->
 def _x_labels(categories: Sequence[str], left: float, step: float, y: float) -> list[str]:
     every = max(1, int(len(categories) / 12 + 0.999)) if step < 40 else 1
     return [f'<text x="{left + step * (i + 0.5):.1f}" y="{y:.1f}" text-anchor="middle" fill="#495057" '
-            f'font-size="10">{escape(_fit(c, 10))}</text>'
+            f'font-size="10">{escape(fit_text(c, 10))}</text>'
             for i, c in enumerate(categories) if i % every == 0]
 
 
